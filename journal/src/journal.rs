@@ -1,0 +1,722 @@
+//! [`Journal`]: the append-only log on sled.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::codec::{self, key, seq_of};
+use crate::record::{Checkpoint, Draft, Record};
+use crate::subscribe::{LiveTx, Subscription};
+use crate::{JournalError, Result};
+
+const EVENTS: &str = "events";
+const CHECKPOINTS: &str = "checkpoints";
+const QUARANTINE: &str = "quarantine";
+const CUTS: &str = "cuts";
+/// How many checkpoints are kept (the newest; older ones are pruned).
+const KEEP_CHECKPOINTS: usize = 3;
+
+/// How to open a journal.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// sled page cache size in bytes.
+    pub cache_bytes: u64,
+    /// Capacity of each live subscriber's buffer (records); a subscriber whose buffer
+    /// is full is ended with [`crate::SubEvent::Lagged`].
+    pub subscriber_buffer: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            cache_bytes: 64 * 1024 * 1024,
+            subscriber_buffer: 4096,
+        }
+    }
+}
+
+/// Where the journal was cut at open.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cut {
+    /// The first bad sequence number: it and everything after it were quarantined.
+    pub at_seq: u64,
+    /// Why that record was bad.
+    pub reason: String,
+    /// How many records were moved to quarantine.
+    pub quarantined: u64,
+}
+
+/// What [`Journal::open`] found.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct OpenReport {
+    /// The last good sequence number (0 for an empty journal).
+    pub last_seq: u64,
+    /// The sequence number of the newest valid checkpoint, if any.
+    pub checkpoint_seq: Option<u64>,
+    /// How many records after the checkpoint were verified.
+    pub verified_tail: u64,
+    /// A cut made because of a bad record, if any.
+    pub cut: Option<Cut>,
+    /// Checkpoints that failed their checksum and were ignored.
+    pub bad_checkpoints: Vec<u64>,
+}
+
+/// One checkpoint as listed by [`Journal::stats`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckpointInfo {
+    /// Sequence number the state reflects.
+    pub seq: u64,
+    /// When it was taken.
+    pub at: DateTime<Utc>,
+    /// Size of the state bytes.
+    pub bytes: u64,
+}
+
+/// Numbers about a journal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JournalStats {
+    /// Directory.
+    pub path: PathBuf,
+    /// Records held.
+    pub records: u64,
+    /// First sequence number held (0 when empty).
+    pub first_seq: u64,
+    /// Last durable sequence number (0 when empty).
+    pub last_seq: u64,
+    /// Checkpoints held, newest first.
+    pub checkpoints: Vec<CheckpointInfo>,
+    /// Records held in quarantine after cuts.
+    pub quarantined: u64,
+    /// Cuts made so far.
+    pub cuts: u64,
+    /// Bytes on disk as sled reports them.
+    pub size_on_disk: u64,
+    /// Live subscribers now.
+    pub subscribers: usize,
+}
+
+/// One problem found by [`Journal::verify`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    /// The sequence number concerned.
+    pub seq: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The result of a full verification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// Records checked.
+    pub checked: u64,
+    /// First sequence number seen.
+    pub first_seq: u64,
+    /// Last sequence number seen.
+    pub last_seq: u64,
+    /// Checkpoints checked.
+    pub checkpoints_checked: u64,
+    /// Everything found wrong (bad records, gaps, bad checkpoints).
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The append-only journal. Cheap to clone (all clones share one sled database).
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    events: sled::Tree,
+    checkpoints: sled::Tree,
+    quarantine: sled::Tree,
+    cuts: sled::Tree,
+    /// Serializes writers: held across insert, flush and publish.
+    write: Mutex<()>,
+    /// The durable tip and the live subscribers; publishing happens under this lock.
+    pub(crate) live: Mutex<Live>,
+    failed: AtomicBool,
+    pub(crate) opts: OpenOptions,
+}
+
+pub(crate) struct Live {
+    /// Last durable (and published) sequence number.
+    pub(crate) last_seq: u64,
+    pub(crate) subscribers: Vec<LiveTx>,
+    pub(crate) closed: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means a panic while holding it; the data it guards (a counter and
+    // a list of senders) is still consistent, so keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `path`, verifies the tail that recovery will
+    /// replay and cuts it at the first bad record.
+    pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<(Journal, OpenReport)> {
+        let path = path.as_ref().to_path_buf();
+        let db = open_sled(&path, opts.cache_bytes)?;
+        let events = db.open_tree(EVENTS).map_err(JournalError::io("opening events"))?;
+        let checkpoints = db
+            .open_tree(CHECKPOINTS)
+            .map_err(JournalError::io("opening checkpoints"))?;
+        let quarantine = db
+            .open_tree(QUARANTINE)
+            .map_err(JournalError::io("opening quarantine"))?;
+        let cuts = db.open_tree(CUTS).map_err(JournalError::io("opening cuts"))?;
+        let journal = Journal {
+            inner: Arc::new(Inner {
+                path,
+                db,
+                events,
+                checkpoints,
+                quarantine,
+                cuts,
+                write: Mutex::new(()),
+                live: Mutex::new(Live {
+                    last_seq: 0,
+                    subscribers: Vec::new(),
+                    closed: false,
+                }),
+                failed: AtomicBool::new(false),
+                opts,
+            }),
+        };
+        let report = journal.recover_tail()?;
+        lock(&journal.inner.live).last_seq = report.last_seq;
+        Ok((journal, report))
+    }
+
+    /// Verifies records after the newest valid checkpoint; quarantines from the first
+    /// bad one on. Drops checkpoints that claim more than the journal holds.
+    fn recover_tail(&self) -> Result<OpenReport> {
+        let mut report = OpenReport::default();
+        let first_seq = match self.inner.events.first().map_err(JournalError::io("reading"))? {
+            Some((k, _)) => seq_of(&k),
+            None => None,
+        };
+        // Newest checkpoint whose checksum holds.
+        let mut start = first_seq.unwrap_or(1);
+        for item in self.inner.checkpoints.iter().rev() {
+            let (k, v) = item.map_err(JournalError::io("reading checkpoints"))?;
+            let seq = seq_of(&k).unwrap_or(0);
+            match codec::decode::<Checkpoint>(&k, &v) {
+                Ok(cp) if cp.seq == seq => {
+                    report.checkpoint_seq = Some(seq);
+                    start = seq + 1;
+                    break;
+                }
+                Ok(_) | Err(_) => report.bad_checkpoints.push(seq),
+            }
+        }
+        // Walk the tail: checksum, key and contiguity.
+        let mut expect = start;
+        let mut last_good = start.saturating_sub(1);
+        let mut bad: Option<(u64, String)> = None;
+        if first_seq.is_some() {
+            for item in self.inner.events.range(key(start)..) {
+                let (k, v) = item.map_err(JournalError::io("reading tail"))?;
+                let Some(seq) = seq_of(&k) else {
+                    bad = Some((expect, "malformed key".into()));
+                    break;
+                };
+                if seq != expect {
+                    bad = Some((expect, format!("gap: expected {expect}, found {seq}")));
+                    break;
+                }
+                if let Err(reason) = codec::decode::<Record>(&k, &v).and_then(|r| {
+                    if r.seq == seq {
+                        Ok(())
+                    } else {
+                        Err(format!("record says seq {} under key {seq}", r.seq))
+                    }
+                }) {
+                    bad = Some((seq, reason));
+                    break;
+                }
+                last_good = seq;
+                expect = seq + 1;
+                report.verified_tail += 1;
+            }
+        } else {
+            last_good = 0;
+        }
+        if let Some(cp) = report.checkpoint_seq {
+            if first_seq.is_none() || last_good < cp {
+                // Records the checkpoint covers are gone: that cannot be explained by a
+                // torn tail. Refuse rather than guess.
+                return Err(JournalError::Corrupt {
+                    seq: cp,
+                    reason: format!(
+                        "checkpoint at {cp} is beyond the last record {last_good}; the journal is damaged"
+                    ),
+                });
+            }
+        }
+        if let Some((at_seq, reason)) = bad {
+            tracing::error!(at_seq, %reason, path = %self.inner.path.display(), "journal: bad record, cutting");
+            let quarantined = self.quarantine_from(at_seq, &reason)?;
+            report.cut = Some(Cut {
+                at_seq,
+                reason,
+                quarantined,
+            });
+        }
+        if !report.bad_checkpoints.is_empty() {
+            tracing::warn!(bad = ?report.bad_checkpoints, "journal: ignoring corrupt checkpoints");
+            for seq in &report.bad_checkpoints {
+                self.inner
+                    .checkpoints
+                    .remove(key(*seq))
+                    .map_err(JournalError::io("removing bad checkpoint"))?;
+            }
+        }
+        report.last_seq = last_good;
+        self.flush()?;
+        Ok(report)
+    }
+
+    /// Moves every record with `seq >= from` into the quarantine tree and records the cut.
+    fn quarantine_from(&self, from: u64, reason: &str) -> Result<u64> {
+        let mut moved = 0u64;
+        let keys: Vec<sled::IVec> = self
+            .inner
+            .events
+            .range(key(from)..)
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(JournalError::io("listing records to quarantine"))?;
+        for k in keys {
+            if let Some(v) = self
+                .inner
+                .events
+                .remove(&k)
+                .map_err(JournalError::io("quarantining"))?
+            {
+                let mut qk = Utc::now()
+                    .timestamp_nanos_opt()
+                    .unwrap_or_default()
+                    .to_be_bytes()
+                    .to_vec();
+                qk.extend_from_slice(&k);
+                self.inner
+                    .quarantine
+                    .insert(qk, v)
+                    .map_err(JournalError::io("quarantining"))?;
+                moved += 1;
+            }
+        }
+        let cut_id = self
+            .inner
+            .db
+            .generate_id()
+            .map_err(JournalError::io("recording cut"))?;
+        let note = format!("{} at_seq={from} moved={moved} reason={reason}", Utc::now().to_rfc3339());
+        self.inner
+            .cuts
+            .insert(cut_id.to_be_bytes(), note.as_bytes())
+            .map_err(JournalError::io("recording cut"))?;
+        Ok(moved)
+    }
+
+    /// The directory of this journal.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The last durable sequence number (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        lock(&self.inner.live).last_seq
+    }
+
+    /// Appends `drafts` with contiguous sequence numbers and returns only after they are
+    /// durable (sled flush, which fsyncs). Returns the committed records; live
+    /// subscribers receive them after the flush. An empty batch is a no-op.
+    pub fn append_batch(&self, drafts: Vec<Draft>) -> Result<Vec<Arc<Record>>> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _w = lock(&self.inner.write);
+        if self.inner.failed.load(Ordering::Acquire) {
+            return Err(JournalError::Failed);
+        }
+        let first = {
+            let live = lock(&self.inner.live);
+            if live.closed {
+                return Err(JournalError::Closed);
+            }
+            live.last_seq + 1
+        };
+        let mut batch = sled::Batch::default();
+        let mut records = Vec::with_capacity(drafts.len());
+        for (seq, d) in (first..).zip(drafts) {
+            let rec = Record::from_draft(seq, d);
+            let k = key(seq);
+            batch.insert(&k, codec::encode(&k, &rec)?);
+            records.push(Arc::new(rec));
+        }
+        let durable = self
+            .inner
+            .events
+            .apply_batch(batch)
+            .map_err(JournalError::io("appending"))
+            .and_then(|()| self.flush());
+        if let Err(e) = durable {
+            // The batch may or may not be on disk: nothing more may be written, the
+            // daemon restarts and replays what is durable.
+            self.inner.failed.store(true, Ordering::Release);
+            return Err(e);
+        }
+        self.publish(&records);
+        Ok(records)
+    }
+
+    fn publish(&self, records: &[Arc<Record>]) {
+        let mut live = lock(&self.inner.live);
+        if let Some(last) = records.last() {
+            live.last_seq = last.seq;
+        }
+        live.subscribers.retain(|sub| sub.send_all(records));
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.inner
+            .db
+            .flush()
+            .map(|_| ())
+            .map_err(JournalError::io("flushing"))
+    }
+
+    /// Reads up to `limit` records with `seq >= from`, stopping at the durable tip.
+    /// A bad record ends the read with [`JournalError::Corrupt`].
+    pub fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Arc<Record>>> {
+        self.iter_from(from)
+            .take(limit)
+            .map(|r| r.map(Arc::new))
+            .collect()
+    }
+
+    /// Iterates records with `seq >= from` up to the durable tip at the time of the
+    /// call. Yields [`JournalError::Corrupt`] at a bad record or a gap and then ends.
+    pub fn iter_from(&self, from: u64) -> Iter {
+        let tip = self.last_seq();
+        Iter {
+            inner: self.inner.events.range(key(from.max(1))..=key(tip)),
+            expect: None,
+            from: from.max(1),
+            done: tip == 0 || from > tip,
+        }
+    }
+
+    /// Starts a subscription that yields every record with `seq >= from` exactly once,
+    /// in order: first from disk, then live.
+    pub fn subscribe_from(&self, from: u64) -> Subscription {
+        Subscription::new(self.clone(), from.max(1))
+    }
+
+    /// Registers a live sender if the durable tip is below `next`; otherwise
+    /// returns `None` (the caller reads more from disk first). `Err(Closed)` after close.
+    pub(crate) fn register_live(
+        &self,
+        next: u64,
+    ) -> Result<Option<(mpsc::Receiver<Arc<Record>>, Arc<AtomicBool>)>> {
+        let mut live = lock(&self.inner.live);
+        if live.closed {
+            return Err(JournalError::Closed);
+        }
+        // Durable records at or after `next` not yet read from disk: read them first.
+        // (A `next` beyond the tip registers; older live records are skipped.)
+        if live.last_seq >= next {
+            return Ok(None);
+        }
+        let (tx, rx, lagged) = LiveTx::new(self.inner.opts.subscriber_buffer.max(1));
+        live.subscribers.push(tx);
+        Ok(Some((rx, lagged)))
+    }
+
+    /// Stores a checkpoint of derived state at `seq` (which must be durable) and
+    /// prunes all but the newest few.
+    pub fn checkpoint(&self, seq: u64, data: Vec<u8>) -> Result<()> {
+        let tip = self.last_seq();
+        if seq == 0 || seq > tip {
+            return Err(JournalError::Invalid(format!(
+                "checkpoint at {seq} but the journal holds 1..={tip}"
+            )));
+        }
+        let cp = Checkpoint {
+            seq,
+            at: Utc::now(),
+            data,
+        };
+        let k = key(seq);
+        self.inner
+            .checkpoints
+            .insert(k, codec::encode(&k, &cp)?)
+            .map_err(JournalError::io("writing checkpoint"))?;
+        let keys: Vec<sled::IVec> = self
+            .inner
+            .checkpoints
+            .iter()
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(JournalError::io("listing checkpoints"))?;
+        if keys.len() > KEEP_CHECKPOINTS {
+            for k in &keys[..keys.len() - KEEP_CHECKPOINTS] {
+                self.inner
+                    .checkpoints
+                    .remove(k)
+                    .map_err(JournalError::io("pruning checkpoints"))?;
+            }
+        }
+        self.flush()
+    }
+
+    /// The newest checkpoint whose checksum holds, if any.
+    pub fn latest_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        for item in self.inner.checkpoints.iter().rev() {
+            let (k, v) = item.map_err(JournalError::io("reading checkpoints"))?;
+            match codec::decode::<Checkpoint>(&k, &v) {
+                Ok(cp) if Some(cp.seq) == seq_of(&k) && cp.seq <= self.last_seq() => {
+                    return Ok(Some(cp))
+                }
+                Ok(_) | Err(_) => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks every record and checkpoint: checksums, keys, contiguity.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            checked: 0,
+            first_seq: 0,
+            last_seq: 0,
+            checkpoints_checked: 0,
+            problems: Vec::new(),
+        };
+        let mut prev: Option<u64> = None;
+        for item in self.inner.events.iter() {
+            let (k, v) = item.map_err(JournalError::io("verifying"))?;
+            report.checked += 1;
+            let Some(seq) = seq_of(&k) else {
+                report.problems.push(Problem {
+                    seq: prev.map_or(0, |p| p + 1),
+                    reason: "malformed key".into(),
+                });
+                continue;
+            };
+            if report.first_seq == 0 {
+                report.first_seq = seq;
+            }
+            if let Some(p) = prev {
+                if seq != p + 1 {
+                    report.problems.push(Problem {
+                        seq: p + 1,
+                        reason: format!("gap: records {}..{} are missing", p + 1, seq),
+                    });
+                }
+            }
+            match codec::decode::<Record>(&k, &v) {
+                Ok(r) if r.seq == seq => {}
+                Ok(r) => report.problems.push(Problem {
+                    seq,
+                    reason: format!("record says seq {} under key {seq}", r.seq),
+                }),
+                Err(reason) => report.problems.push(Problem { seq, reason }),
+            }
+            prev = Some(seq);
+            report.last_seq = seq;
+        }
+        for item in self.inner.checkpoints.iter() {
+            let (k, v) = item.map_err(JournalError::io("verifying checkpoints"))?;
+            report.checkpoints_checked += 1;
+            let seq = seq_of(&k).unwrap_or(0);
+            if let Err(reason) = codec::decode::<Checkpoint>(&k, &v) {
+                report.problems.push(Problem {
+                    seq,
+                    reason: format!("checkpoint: {reason}"),
+                });
+            }
+        }
+        Ok(report)
+    }
+
+    /// Numbers about the journal.
+    pub fn stats(&self) -> Result<JournalStats> {
+        let first_seq = match self.inner.events.first().map_err(JournalError::io("stats"))? {
+            Some((k, _)) => seq_of(&k).unwrap_or(0),
+            None => 0,
+        };
+        let mut checkpoints = Vec::new();
+        for item in self.inner.checkpoints.iter().rev() {
+            let (k, v) = item.map_err(JournalError::io("stats"))?;
+            if let Ok(cp) = codec::decode::<Checkpoint>(&k, &v) {
+                checkpoints.push(CheckpointInfo {
+                    seq: cp.seq,
+                    at: cp.at,
+                    bytes: cp.data.len() as u64,
+                });
+            }
+        }
+        let (last_seq, subscribers) = {
+            let live = lock(&self.inner.live);
+            (live.last_seq, live.subscribers.len())
+        };
+        Ok(JournalStats {
+            path: self.inner.path.clone(),
+            records: self.inner.events.len() as u64,
+            first_seq,
+            last_seq,
+            checkpoints,
+            quarantined: self.inner.quarantine.len() as u64,
+            cuts: self.inner.cuts.len() as u64,
+            size_on_disk: self.inner.db.size_on_disk().unwrap_or(0),
+            subscribers,
+        })
+    }
+
+    /// The cuts recorded so far, oldest first (one line each).
+    pub fn cuts(&self) -> Result<Vec<String>> {
+        self.inner
+            .cuts
+            .iter()
+            .values()
+            .map(|v| {
+                v.map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .map_err(JournalError::io("reading cuts"))
+            })
+            .collect()
+    }
+
+    /// Flushes, refuses further appends and ends every live subscription.
+    pub fn close(&self) -> Result<()> {
+        let _w = lock(&self.inner.write);
+        {
+            let mut live = lock(&self.inner.live);
+            live.closed = true;
+            live.subscribers.clear();
+        }
+        self.flush()
+    }
+
+    /// Counts records per topic (for `berth journal stats` offline).
+    pub fn topic_counts(&self) -> Result<BTreeMap<String, u64>> {
+        let mut counts = BTreeMap::new();
+        for r in self.iter_from(1) {
+            *counts.entry(r?.topic).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+}
+
+fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
+    std::fs::create_dir_all(path).map_err(|e| JournalError::Open {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let cfg = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        .mode(sled::Mode::LowSpace)
+        // We flush explicitly after every batch; no background flusher needed.
+        .flush_every_ms(None);
+    // sled may panic on some forms of damage to its own files; a panic must never take
+    // the caller down, it is a clear error instead.
+    let path_buf = path.to_path_buf();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cfg.open())) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock
+            || e.to_string().contains("lock") =>
+        {
+            Err(JournalError::Locked { path: path_buf })
+        }
+        Ok(Err(e)) => Err(JournalError::Open {
+            path: path_buf,
+            reason: e.to_string(),
+        }),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "sled panicked".into());
+            Err(JournalError::Open {
+                path: path_buf,
+                reason: format!("sled could not recover its files: {reason}"),
+            })
+        }
+    }
+}
+
+/// Iterator over stored records (see [`Journal::iter_from`]).
+pub struct Iter {
+    inner: sled::Iter,
+    expect: Option<u64>,
+    from: u64,
+    done: bool,
+}
+
+impl Iterator for Iter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = match self.inner.next() {
+            None => {
+                self.done = true;
+                // Nothing at all where something was expected means the range is gone.
+                if self.expect.is_none() {
+                    return None;
+                }
+                return None;
+            }
+            Some(item) => item,
+        };
+        let result = (|| {
+            let (k, v) = item.map_err(JournalError::io("reading"))?;
+            let seq = seq_of(&k).ok_or(JournalError::Corrupt {
+                seq: self.expect.unwrap_or(self.from),
+                reason: "malformed key".into(),
+            })?;
+            if let Some(e) = self.expect {
+                if seq != e {
+                    return Err(JournalError::Corrupt {
+                        seq: e,
+                        reason: format!("gap: expected {e}, found {seq}"),
+                    });
+                }
+            }
+            let rec: Record =
+                codec::decode(&k, &v).map_err(|reason| JournalError::Corrupt { seq, reason })?;
+            if rec.seq != seq {
+                return Err(JournalError::Corrupt {
+                    seq,
+                    reason: format!("record says seq {} under key {seq}", rec.seq),
+                });
+            }
+            self.expect = Some(seq + 1);
+            Ok(rec)
+        })();
+        if result.is_err() {
+            self.done = true;
+        }
+        Some(result)
+    }
+}

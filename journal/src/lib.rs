@@ -1,0 +1,37 @@
+//! berth's append-only event journal on sled.
+//!
+//! The journal knows bytes, sequence numbers and envelopes; it never knows what an
+//! event means (that is `berth-engine`'s job). Map of the crate:
+//!
+//! - [`record`]: the [`Record`] envelope (`seq`, `at`, `namespace`, `stream`, `topic`,
+//!   `schema`, opaque `payload`) and the [`Draft`] a writer hands in.
+//! - [`codec`]: the on-disk form of a record: a format byte, a CRC-32 over key and body,
+//!   then the body encoded with `rmp_serde::to_vec_named`.
+//! - [`journal`]: [`Journal`] — `open`, `append_batch` (durable before it returns),
+//!   `read_from`, `iter_from`, `checkpoint` / `latest_checkpoint`, `verify`, `stats`.
+//! - [`subscribe`]: [`Subscription`] — `subscribe_from(seq)`: catch-up from disk, then
+//!   live, with no gap and no duplicate at the switch; a subscriber that cannot keep up
+//!   is told [`SubEvent::Lagged`] and ended, it never slows writers.
+//! - [`error`]: [`JournalError`].
+//!
+//! Corruption: a record whose checksum, key or sequence is wrong is never returned as
+//! good data. At [`Journal::open`] the tail that recovery will replay (everything after
+//! the newest valid checkpoint) is verified; the first bad record and everything after
+//! it are moved to a `quarantine` tree (kept for forensics, never applied) and the
+//! journal continues from the last good record. [`Journal::verify`] checks everything.
+
+pub mod codec;
+pub mod error;
+pub mod journal;
+pub mod record;
+pub mod subscribe;
+
+pub use error::JournalError;
+pub use journal::{
+    CheckpointInfo, Cut, Journal, JournalStats, OpenOptions, OpenReport, Problem, VerifyReport,
+};
+pub use record::{Checkpoint, Draft, Record, StreamRef};
+pub use subscribe::{SubEvent, Subscription};
+
+/// Result alias of this crate.
+pub type Result<T, E = JournalError> = std::result::Result<T, E>;
