@@ -1,1 +1,27 @@
+//! berth's actors: thin shells around the engine's pure logic.
+//!
+//! Map of the crate:
+//! - [`journal_writer`]: the journal writer thread — group commit (appends that arrive
+//!   together share one fsync), sequence numbers, applying committed events to the
+//!   shared [`State`], automatic checkpoints every N events.
+//! - [`recovery`]: latest checkpoint + replay of the rest, before anything is served.
+//! - [`supervisor`]: the [`Supervisor`] actor holding `id → Addr` of every entity actor;
+//!   spawns them on demand and routes commands to them.
+//! - [`namespace`]: the [`NamespaceActor`], one per namespace.
+//! - [`messages`]: every actix message, grouped by recipient.
+//! - [`runtime`]: [`start`] wires it all together and returns [`Handles`].
 
+pub mod journal_writer;
+pub mod messages;
+pub mod namespace;
+pub mod recovery;
+pub mod runtime;
+pub mod supervisor;
+
+pub use journal_writer::{Committed, SharedState, WriterConfig, WriterHandle};
+pub use namespace::NamespaceActor;
+pub use recovery::RecoveryReport;
+pub use runtime::{start, Handles, RuntimeConfig};
+pub use supervisor::Supervisor;
+
+pub use berth_engine::State;

@@ -1,1 +1,31 @@
+//! berth's domain: what happened (events), what is (state), and what may happen next
+//! (decisions). No actors, no HTTP, no sled: everything here is testable without a
+//! daemon and without root.
+//!
+//! Map of the crate:
+//! - [`error`]: [`EngineError`] and the canonical [`ErrorKind`] (NotFound, AlreadyExists,
+//!   FailedPrecondition, InvalidArgument, Unavailable, Internal), as containerd's errdefs.
+//! - [`ids`]: validated identifiers ([`ids::NamespaceName`], labels); raw input is parsed
+//!   into these once, at the edge.
+//! - [`event`]: the [`Event`] enum (past-tense facts), each variant with a topic
+//!   (`namespace.created`) and a schema version; encoding to journal payloads and
+//!   decoding with upcasting from frozen old types ([`event::v1`]).
+//! - [`state`]: [`State`] and the pure, infallible [`apply`]. One file per aggregate.
+//! - [`decide`]: the pure [`decide`] of a [`Command`] against a [`State`], returning the
+//!   events to append or the reason it is refused.
 
+#![deny(missing_docs)]
+
+pub mod decide;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod state;
+
+pub use decide::{decide, Command};
+pub use error::{EngineError, ErrorKind};
+pub use event::{Event, EventEnvelope};
+pub use state::{apply, State};
+
+/// Result alias of this crate.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

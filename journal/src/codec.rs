@@ -42,7 +42,10 @@ pub fn encode<T: Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>> {
 /// Checks format and checksum without decoding; returns the body.
 pub fn check<'a>(key: &[u8], raw: &'a [u8]) -> std::result::Result<&'a [u8], String> {
     if raw.len() < HEADER {
-        return Err(format!("value is {} bytes, shorter than its header", raw.len()));
+        return Err(format!(
+            "value is {} bytes, shorter than its header",
+            raw.len()
+        ));
     }
     if raw[0] != FORMAT_V1 {
         return Err(format!("unknown value format {}", raw[0]));

@@ -29,6 +29,11 @@ pub struct OpenOptions {
     /// Capacity of each live subscriber's buffer (records); a subscriber whose buffer
     /// is full is ended with [`crate::SubEvent::Lagged`].
     pub subscriber_buffer: usize,
+    /// Cut the journal at a bad record found at open (move it and everything after it
+    /// to quarantine). When false (offline inspection), the bad record is reported in
+    /// [`OpenReport::cut`] with `quarantined: 0`, reads stop before it, and nothing is
+    /// moved.
+    pub repair: bool,
 }
 
 impl Default for OpenOptions {
@@ -36,12 +41,13 @@ impl Default for OpenOptions {
         OpenOptions {
             cache_bytes: 64 * 1024 * 1024,
             subscriber_buffer: 4096,
+            repair: true,
         }
     }
 }
 
 /// Where the journal was cut at open.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Cut {
     /// The first bad sequence number: it and everything after it were quarantined.
     pub at_seq: u64,
@@ -52,7 +58,7 @@ pub struct Cut {
 }
 
 /// What [`Journal::open`] found.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
 pub struct OpenReport {
     /// The last good sequence number (0 for an empty journal).
     pub last_seq: u64,
@@ -67,7 +73,7 @@ pub struct OpenReport {
 }
 
 /// One checkpoint as listed by [`Journal::stats`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct CheckpointInfo {
     /// Sequence number the state reflects.
     pub seq: u64,
@@ -78,7 +84,7 @@ pub struct CheckpointInfo {
 }
 
 /// Numbers about a journal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct JournalStats {
     /// Directory.
     pub path: PathBuf,
@@ -101,7 +107,7 @@ pub struct JournalStats {
 }
 
 /// One problem found by [`Journal::verify`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Problem {
     /// The sequence number concerned.
     pub seq: u64,
@@ -110,7 +116,7 @@ pub struct Problem {
 }
 
 /// The result of a full verification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     /// Records checked.
     pub checked: u64,
@@ -171,14 +177,18 @@ impl Journal {
     pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<(Journal, OpenReport)> {
         let path = path.as_ref().to_path_buf();
         let db = open_sled(&path, opts.cache_bytes)?;
-        let events = db.open_tree(EVENTS).map_err(JournalError::io("opening events"))?;
+        let events = db
+            .open_tree(EVENTS)
+            .map_err(JournalError::io("opening events"))?;
         let checkpoints = db
             .open_tree(CHECKPOINTS)
             .map_err(JournalError::io("opening checkpoints"))?;
         let quarantine = db
             .open_tree(QUARANTINE)
             .map_err(JournalError::io("opening quarantine"))?;
-        let cuts = db.open_tree(CUTS).map_err(JournalError::io("opening cuts"))?;
+        let cuts = db
+            .open_tree(CUTS)
+            .map_err(JournalError::io("opening cuts"))?;
         let journal = Journal {
             inner: Arc::new(Inner {
                 path,
@@ -206,7 +216,12 @@ impl Journal {
     /// bad one on. Drops checkpoints that claim more than the journal holds.
     fn recover_tail(&self) -> Result<OpenReport> {
         let mut report = OpenReport::default();
-        let first_seq = match self.inner.events.first().map_err(JournalError::io("reading"))? {
+        let first_seq = match self
+            .inner
+            .events
+            .first()
+            .map_err(JournalError::io("reading"))?
+        {
             Some((k, _)) => seq_of(&k),
             None => None,
         };
@@ -270,14 +285,18 @@ impl Journal {
         }
         if let Some((at_seq, reason)) = bad {
             tracing::error!(at_seq, %reason, path = %self.inner.path.display(), "journal: bad record, cutting");
-            let quarantined = self.quarantine_from(at_seq, &reason)?;
+            let quarantined = if self.inner.opts.repair {
+                self.quarantine_from(at_seq, &reason)?
+            } else {
+                0
+            };
             report.cut = Some(Cut {
                 at_seq,
                 reason,
                 quarantined,
             });
         }
-        if !report.bad_checkpoints.is_empty() {
+        if !report.bad_checkpoints.is_empty() && self.inner.opts.repair {
             tracing::warn!(bad = ?report.bad_checkpoints, "journal: ignoring corrupt checkpoints");
             for seq in &report.bad_checkpoints {
                 self.inner
@@ -326,7 +345,10 @@ impl Journal {
             .db
             .generate_id()
             .map_err(JournalError::io("recording cut"))?;
-        let note = format!("{} at_seq={from} moved={moved} reason={reason}", Utc::now().to_rfc3339());
+        let note = format!(
+            "{} at_seq={from} moved={moved} reason={reason}",
+            Utc::now().to_rfc3339()
+        );
         self.inner
             .cuts
             .insert(cut_id.to_be_bytes(), note.as_bytes())
@@ -348,6 +370,18 @@ impl Journal {
     /// durable (sled flush, which fsyncs). Returns the committed records; live
     /// subscribers receive them after the flush. An empty batch is a no-op.
     pub fn append_batch(&self, drafts: Vec<Draft>) -> Result<Vec<Arc<Record>>> {
+        self.append_batch_then(drafts, |_| {})
+    }
+
+    /// As [`Journal::append_batch`], running `before_publish` with the committed records
+    /// after they are durable and before any subscriber sees them (the daemon applies
+    /// them to its state there, so a subscriber never learns of an event before the
+    /// state reflects it). No other append runs in between.
+    pub fn append_batch_then(
+        &self,
+        drafts: Vec<Draft>,
+        before_publish: impl FnOnce(&[Arc<Record>]),
+    ) -> Result<Vec<Arc<Record>>> {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
@@ -382,6 +416,7 @@ impl Journal {
             self.inner.failed.store(true, Ordering::Release);
             return Err(e);
         }
+        before_publish(&records);
         self.publish(&records);
         Ok(records)
     }
@@ -558,7 +593,12 @@ impl Journal {
 
     /// Numbers about the journal.
     pub fn stats(&self) -> Result<JournalStats> {
-        let first_seq = match self.inner.events.first().map_err(JournalError::io("stats"))? {
+        let first_seq = match self
+            .inner
+            .events
+            .first()
+            .map_err(JournalError::io("stats"))?
+        {
             Some((k, _)) => seq_of(&k).unwrap_or(0),
             None => 0,
         };
@@ -640,8 +680,8 @@ fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
     let path_buf = path.to_path_buf();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cfg.open())) {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock
-            || e.to_string().contains("lock") =>
+        Ok(Err(sled::Error::Io(e)))
+            if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
         {
             Err(JournalError::Locked { path: path_buf })
         }

@@ -1,0 +1,94 @@
+//! Wiring: recovery, then the writer, genesis, and the supervisor.
+
+use actix::{Actor, Addr};
+use berth_engine::decide::genesis;
+use berth_engine::EngineError;
+use berth_journal::{Journal, JournalError, OpenReport};
+use chrono::Utc;
+
+use crate::journal_writer::{SharedState, WriterConfig, WriterHandle};
+use crate::recovery::{recover, RecoveryError, RecoveryReport};
+use crate::supervisor::Supervisor;
+
+/// Settings of the actor runtime.
+pub struct RuntimeConfig {
+    /// Automatic checkpoint every this many events (0: never).
+    pub checkpoint_every: u64,
+    /// Most events in one group commit.
+    pub max_batch: usize,
+    /// Called once if the journal fails; the daemon should exit.
+    pub on_fatal: Box<dyn Fn(&JournalError) + Send>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let w = WriterConfig::default();
+        RuntimeConfig {
+            checkpoint_every: w.checkpoint_every,
+            max_batch: w.max_batch,
+            on_fatal: w.on_fatal,
+        }
+    }
+}
+
+/// Everything the API needs.
+#[derive(Clone)]
+pub struct Handles {
+    /// The journal (reads, subscriptions, stats).
+    pub journal: Journal,
+    /// The writer (appends, checkpoints, shared state).
+    pub writer: WriterHandle,
+    /// The supervisor.
+    pub supervisor: Addr<Supervisor>,
+    /// What recovery did.
+    pub recovery: RecoveryReport,
+}
+
+/// Why start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Recovery failed.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    /// The genesis events could not be written.
+    #[error("cannot write the genesis events: {0}")]
+    Genesis(EngineError),
+}
+
+/// Recovers the state from the journal, starts the writer and the supervisor, and
+/// writes the genesis events of a new installation. Must run inside an actix system.
+/// Nothing is served before this returns.
+pub async fn start(
+    journal: Journal,
+    open: OpenReport,
+    config: RuntimeConfig,
+) -> Result<Handles, StartError> {
+    let (state, recovery) = recover(&journal, open)?;
+    tracing::info!(
+        seq = recovery.seq,
+        checkpoint = ?recovery.checkpoint_seq,
+        replayed = recovery.replayed,
+        took_ms = recovery.took_ms,
+        "journal replayed"
+    );
+    let writer = WriterHandle::spawn(
+        journal.clone(),
+        SharedState::new(state),
+        WriterConfig {
+            checkpoint_every: config.checkpoint_every,
+            max_batch: config.max_batch,
+            on_fatal: config.on_fatal,
+        },
+    );
+    let first = genesis(&writer.state().read(), Utc::now());
+    if !first.is_empty() {
+        writer.append(first).await.map_err(StartError::Genesis)?;
+    }
+    let supervisor = Supervisor::new(writer.clone()).start();
+    Ok(Handles {
+        journal,
+        writer,
+        supervisor,
+        recovery,
+    })
+}

@@ -1,0 +1,5 @@
+//! The API's contract: types, errors, the OpenAPI document.
+
+pub mod error;
+pub mod openapi;
+pub mod types;

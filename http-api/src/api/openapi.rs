@@ -1,0 +1,146 @@
+//! The OpenAPI 3 document of the API, written by hand and checked against the routes
+//! by a test (every documented operation is routed, every route is documented).
+
+use serde_json::{json, Value};
+
+fn err_responses(codes: &[&str]) -> Value {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        m.insert(
+            (*c).to_string(),
+            json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
+    }
+    Value::Object(m)
+}
+
+fn ok(code: &str, description: &str, schema: &str) -> Value {
+    json!({ code: {"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}} })
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+fn name_param() -> Value {
+    json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let std_errors = err_responses(&["400", "401", "404", "409", "503"]);
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "berth",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "berth's plumbing API. Errors are {\"error\":{\"kind\":..,\"message\":..}} with kind one of NotFound, AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable, Internal, Unauthenticated."
+        },
+        "paths": {
+            "/v1/version": {"get": {"operationId": "version", "summary": "Daemon and API version",
+                "responses": ok("200", "version", "Version")}},
+            "/v1/healthz": {"get": {"operationId": "healthz", "summary": "Liveness; answers only after recovery",
+                "responses": ok("200", "healthy", "Health")}},
+            "/v1/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/v1/namespaces": {
+                "get": {"operationId": "listNamespaces", "summary": "List namespaces",
+                    "responses": ok("200", "namespaces", "NamespaceList")},
+                "post": {"operationId": "createNamespace", "summary": "Create a namespace",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateNamespace"}}}},
+                    "responses": merge(ok("201", "created", "NamespaceResponse"), std_errors.clone())}
+            },
+            "/v1/namespaces/{name}": {
+                "get": {"operationId": "getNamespace", "summary": "One namespace", "parameters": [name_param()],
+                    "responses": merge(ok("200", "namespace", "NamespaceResponse"), std_errors.clone())},
+                "delete": {"operationId": "deleteNamespace", "summary": "Delete an empty namespace (never default)", "parameters": [name_param()],
+                    "responses": merge(ok("200", "deleted", "Deleted"), std_errors.clone())}
+            },
+            "/v1/events": {"get": {"operationId": "events",
+                "summary": "Server-sent events: id: <seq>, event: <topic>, data: <EventEnvelope JSON>; resume with Last-Event-ID or since; a too-slow subscriber gets event: resync and is closed",
+                "parameters": [
+                    {"name": "since", "in": "query", "schema": {"type": "integer", "format": "int64", "minimum": 0}, "description": "deliver events after this sequence number (0: all)"},
+                    {"name": "namespace", "in": "query", "schema": {"type": "string"}},
+                    {"name": "topic", "in": "query", "schema": {"type": "string"}, "description": "comma-separated topic prefixes"},
+                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "format": "int64"}}
+                ],
+                "responses": merge(json!({"200": {"description": "event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}}), err_responses(&["400"]))}},
+            "/v1/journal": {"get": {"operationId": "readJournal", "summary": "A page of journal records",
+                "parameters": [
+                    {"name": "from", "in": "query", "schema": {"type": "integer", "format": "int64", "minimum": 1}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}
+                ],
+                "responses": merge(ok("200", "records", "JournalPage"), err_responses(&["400", "500", "503"]))}},
+            "/v1/journal/stats": {"get": {"operationId": "journalStats", "summary": "Journal numbers and the last recovery",
+                "responses": ok("200", "stats", "JournalStats")}},
+            "/v1/journal/verify": {"get": {"operationId": "verifyJournal", "summary": "Check every record and checkpoint",
+                "responses": merge(ok("200", "report", "VerifyReport"), err_responses(&["500", "503"]))}},
+            "/v1/journal/checkpoint": {"post": {"operationId": "checkpoint", "summary": "Checkpoint the state now",
+                "responses": merge(ok("200", "checkpoint taken", "CheckpointTaken"), err_responses(&["409", "503"]))}}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "required on TCP listeners only"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["kind", "message"],
+                    "properties": {"kind": {"type": "string", "enum": ["NotFound", "AlreadyExists", "FailedPrecondition", "InvalidArgument", "Unavailable", "Internal", "Unauthenticated"]}, "message": {"type": "string"}}}}},
+                "Version": {"type": "object", "properties": {"version": {"type": "string"}, "api_version": {"type": "string"}, "os": {"type": "string"}, "arch": {"type": "string"}}},
+                "Health": {"type": "object", "properties": {"status": {"type": "string"}, "seq": {"type": "integer", "format": "int64"}}},
+                "Labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "CreateNamespace": {"type": "object", "required": ["name"], "additionalProperties": false,
+                    "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$", "maxLength": 76}, "labels": {"$ref": "#/components/schemas/Labels"}}},
+                "Namespace": {"type": "object", "properties": {"name": {"type": "string"}, "labels": {"$ref": "#/components/schemas/Labels"}, "created_at": {"type": "string", "format": "date-time"}}},
+                "NamespaceResponse": {"type": "object", "properties": {"namespace": {"$ref": "#/components/schemas/Namespace"}, "seq": {"type": "integer", "format": "int64"}}},
+                "NamespaceList": {"type": "object", "properties": {"namespaces": {"type": "array", "items": {"$ref": "#/components/schemas/Namespace"}}, "seq": {"type": "integer", "format": "int64"}}},
+                "Deleted": {"type": "object", "properties": {"deleted": {"type": "string"}, "seq": {"type": "integer", "format": "int64"}}},
+                "EventEnvelope": {"type": "object", "properties": {
+                    "seq": {"type": "integer", "format": "int64"}, "at": {"type": "string", "format": "date-time"},
+                    "namespace": {"type": "string"}, "stream": {"type": "object", "properties": {"kind": {"type": "string"}, "id": {"type": "string"}}},
+                    "topic": {"type": "string"}, "schema": {"type": "integer"}, "event": {"type": "object"}}},
+                "JournalPage": {"type": "object", "properties": {"records": {"type": "array", "items": {"$ref": "#/components/schemas/EventEnvelope"}},
+                    "next": {"type": "integer", "format": "int64"}, "last_seq": {"type": "integer", "format": "int64"}}},
+                "JournalStats": {"type": "object", "properties": {"stats": {"type": "object"}, "recovery": {"type": "object"}}},
+                "VerifyReport": {"type": "object", "properties": {"checked": {"type": "integer"}, "first_seq": {"type": "integer"}, "last_seq": {"type": "integer"},
+                    "checkpoints_checked": {"type": "integer"}, "problems": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "reason": {"type": "string"}}}}}},
+                "CheckpointTaken": {"type": "object", "properties": {"seq": {"type": "integer", "format": "int64"}}}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::ROUTES;
+
+    #[test]
+    fn document_lists_exactly_the_routes() {
+        let doc = document();
+        let mut documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.clone(), path.clone()))
+            })
+            .collect();
+        documented.sort();
+        let mut routed: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        routed.sort();
+        assert_eq!(documented, routed);
+        // every $ref resolves
+        let text = doc.to_string();
+        for piece in text.split("#/components/schemas/").skip(1) {
+            let name: String = piece.chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert!(doc["components"]["schemas"].get(&name).is_some(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! A typed client of the API, over a unix socket (`unix:///run/berth/berth.sock`) or TCP
+//! with a bearer token (`tcp://127.0.0.1:7070`). Used by the CLI and the tests.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::api::types::*;
+
+/// Where the daemon listens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A unix socket path.
+    Unix(PathBuf),
+    /// `host:port`.
+    Tcp(String),
+}
+
+/// What can go wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The host string is not `unix://PATH` or `tcp://HOST:PORT`.
+    #[error("invalid host {0:?}: use unix:///path/to/berth.sock or tcp://host:port")]
+    BadHost(String),
+    /// The daemon cannot be reached.
+    #[error("cannot connect to berthd at {target}: {source}")]
+    Connect {
+        /// Where.
+        target: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP exchange failed.
+    #[error("talking to berthd: {0}")]
+    Http(String),
+    /// The daemon answered with an error.
+    #[error("{kind}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Error kind.
+        kind: String,
+        /// Message.
+        message: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from berthd: {0}")]
+    Decode(String),
+}
+
+/// The client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    target: Target,
+    token: Option<String>,
+}
+
+/// A raw answer: status and body bytes.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Content type, if any.
+    pub content_type: Option<String>,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl RawResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> Result<serde_json::Value, ClientError> {
+        serde_json::from_slice(&self.body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+impl Client {
+    /// A client for `host` (`unix:///path` or `tcp://host:port`; a bare path means unix).
+    pub fn new(host: &str, token: Option<String>) -> Result<Client, ClientError> {
+        let target = if let Some(p) = host.strip_prefix("unix://") {
+            Target::Unix(PathBuf::from(p))
+        } else if let Some(a) = host.strip_prefix("tcp://") {
+            Target::Tcp(a.trim_end_matches('/').to_string())
+        } else if host.starts_with('/') {
+            Target::Unix(PathBuf::from(host))
+        } else {
+            return Err(ClientError::BadHost(host.to_string()));
+        };
+        Ok(Client { target, token })
+    }
+
+    /// A client of a unix socket.
+    pub fn unix(path: impl Into<PathBuf>) -> Client {
+        Client {
+            target: Target::Unix(path.into()),
+            token: None,
+        }
+    }
+
+    fn target_str(&self) -> String {
+        match &self.target {
+            Target::Unix(p) => format!("unix://{}", p.display()),
+            Target::Tcp(a) => format!("tcp://{a}"),
+        }
+    }
+
+    async fn connect(
+        &self,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ClientError> {
+        let connect_err = |source| ClientError::Connect {
+            target: self.target_str(),
+            source,
+        };
+        macro_rules! handshake {
+            ($stream:expr) => {{
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream))
+                    .await
+                    .map_err(|e| ClientError::Http(e.to_string()))?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                sender
+            }};
+        }
+        Ok(match &self.target {
+            Target::Unix(p) => handshake!(tokio::net::UnixStream::connect(p)
+                .await
+                .map_err(connect_err)?),
+            Target::Tcp(a) => handshake!(tokio::net::TcpStream::connect(a)
+                .await
+                .map_err(connect_err)?),
+        })
+    }
+
+    /// Sends a request and returns the streaming response.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>, ClientError> {
+        let mut sender = self.connect().await?;
+        let host = match &self.target {
+            Target::Unix(_) => "berthd".to_string(),
+            Target::Tcp(a) => a.clone(),
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))
+    }
+
+    /// Sends a request and reads the whole answer, whatever its status.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<RawResponse, ClientError> {
+        let res = self.send(method, path, body, &[]).await?;
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes();
+        Ok(RawResponse {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    /// Calls the API: a JSON body in, the typed answer out; error answers become
+    /// [`ClientError::Api`].
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let res = self.raw(method, path, body).await?;
+        if !res.status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&res.body) {
+                Ok(b) => ClientError::Api {
+                    status: res.status.as_u16(),
+                    kind: b.error.kind,
+                    message: b.error.message,
+                },
+                Err(_) => ClientError::Api {
+                    status: res.status.as_u16(),
+                    kind: "Unknown".into(),
+                    message: String::from_utf8_lossy(&res.body).into_owned(),
+                },
+            });
+        }
+        serde_json::from_slice(&res.body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `GET /v1/version`.
+    pub async fn version(&self) -> Result<VersionInfo, ClientError> {
+        self.call(Method::GET, "/v1/version", None::<&()>).await
+    }
+
+    /// `GET /v1/healthz`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/v1/healthz", None::<&()>).await
+    }
+
+    /// `POST /v1/namespaces`.
+    pub async fn create_namespace(
+        &self,
+        req: &CreateNamespaceRequest,
+    ) -> Result<NamespaceResponse, ClientError> {
+        self.call(Method::POST, "/v1/namespaces", Some(req)).await
+    }
+
+    /// `GET /v1/namespaces`.
+    pub async fn namespaces(&self) -> Result<NamespaceList, ClientError> {
+        self.call(Method::GET, "/v1/namespaces", None::<&()>).await
+    }
+
+    /// `DELETE /v1/namespaces/{name}`.
+    pub async fn delete_namespace(&self, name: &str) -> Result<Deleted, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/namespaces/{}", encode_path(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/journal?from=&limit=`.
+    pub async fn journal_page(&self, from: u64, limit: usize) -> Result<JournalPage, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/journal?from={from}&limit={limit}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/journal/stats`.
+    pub async fn journal_stats(&self) -> Result<JournalStatsResponse, ClientError> {
+        self.call(Method::GET, "/v1/journal/stats", None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/journal/verify`.
+    pub async fn journal_verify(&self) -> Result<berth_journal::VerifyReport, ClientError> {
+        self.call(Method::GET, "/v1/journal/verify", None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/journal/checkpoint`.
+    pub async fn checkpoint(&self) -> Result<CheckpointTaken, ClientError> {
+        self.call(Method::POST, "/v1/journal/checkpoint", None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/events` with a query (e.g. `topic=namespace.`) and an optional
+    /// `Last-Event-ID`.
+    pub async fn events(
+        &self,
+        query: &str,
+        last_event_id: Option<u64>,
+    ) -> Result<EventStream, ClientError> {
+        let path = if query.is_empty() {
+            "/v1/events".to_string()
+        } else {
+            format!("/v1/events?{query}")
+        };
+        let headers: Vec<(&str, String)> = last_event_id
+            .map(|id| vec![("last-event-id", id.to_string())])
+            .unwrap_or_default();
+        let res = self.send(Method::GET, &path, None, &headers).await?;
+        if !res.status().is_success() {
+            let status = res.status().as_u16();
+            let body = res
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?
+                .to_bytes();
+            let b: ErrorBody =
+                serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
+            return Err(ClientError::Api {
+                status,
+                kind: b.error.kind,
+                message: b.error.message,
+            });
+        }
+        Ok(EventStream {
+            body: res.into_body(),
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// Percent-encodes a path segment (names are validated server-side; this only keeps the
+/// request line well formed).
+pub fn encode_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SseMessage {
+    /// `id:`.
+    pub id: Option<u64>,
+    /// `event:` (None means the default `message`; comments-only blocks are skipped).
+    pub event: Option<String>,
+    /// `data:` lines joined by newlines.
+    pub data: String,
+}
+
+impl SseMessage {
+    /// The data as an event envelope.
+    pub fn envelope(&self) -> Result<EventView, ClientError> {
+        serde_json::from_str(&self.data).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+/// A stream of server-sent events.
+pub struct EventStream {
+    body: Incoming,
+    buf: Vec<u8>,
+}
+
+impl EventStream {
+    /// The next message (comments, such as keep-alives, are skipped); `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<SseMessage, ClientError>> {
+        loop {
+            if let Some(pos) = find_block_end(&self.buf) {
+                let block: Vec<u8> = self.buf.drain(..pos + 2).collect();
+                if let Some(msg) = parse_block(&block[..pos]) {
+                    return Some(Ok(msg));
+                }
+                continue;
+            }
+            match self.body.frame().await {
+                None => return None,
+                Some(Err(e)) => return Some(Err(ClientError::Http(e.to_string()))),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn find_block_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\n\n")
+}
+
+fn parse_block(block: &[u8]) -> Option<SseMessage> {
+    let text = String::from_utf8_lossy(block);
+    let mut msg = SseMessage::default();
+    let mut any = false;
+    let mut data: Vec<&str> = Vec::new();
+    for line in text.split('\n') {
+        if line.starts_with(':') || line.is_empty() {
+            continue;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "id" => {
+                msg.id = value.parse().ok();
+                any = true;
+            }
+            "event" => {
+                msg.event = Some(value.to_string());
+                any = true;
+            }
+            "data" => {
+                data.push(value);
+                any = true;
+            }
+            _ => {}
+        }
+    }
+    msg.data = data.join("\n");
+    (any && (msg.event.is_some() || !data.is_empty())).then_some(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_blocks() {
+        let m = parse_block(b"id: 7\nevent: namespace.created\ndata: {\"a\":1}").unwrap();
+        assert_eq!(m.id, Some(7));
+        assert_eq!(m.event.as_deref(), Some("namespace.created"));
+        assert_eq!(m.data, "{\"a\":1}");
+        assert!(parse_block(b": keep-alive").is_none());
+        assert!(parse_block(b"retry: 2000").is_none());
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            Client::new("unix:///run/berth/berth.sock", None)
+                .unwrap()
+                .target,
+            Target::Unix("/run/berth/berth.sock".into())
+        );
+        assert_eq!(
+            Client::new("tcp://127.0.0.1:9/", None).unwrap().target,
+            Target::Tcp("127.0.0.1:9".into())
+        );
+        assert!(Client::new("http://x", None).is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! Routes, one module per resource. [`configure`] registers them all; [`ROUTES`] lists
+//! them for the OpenAPI document's test.
+
+pub mod events;
+pub mod journal;
+pub mod namespaces;
+pub mod system;
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use berth_actors::Handles;
+use berth_engine::event::StreamView;
+use berth_engine::Event;
+use berth_journal::Record;
+use tokio::sync::watch;
+
+use crate::api::error::ApiError;
+use crate::api::types::EventView;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The actor runtime.
+    pub handles: Handles,
+    /// Flips to true when the daemon shuts down (event streams end).
+    pub shutdown: watch::Receiver<bool>,
+    /// How often an idle event stream sends a keep-alive comment.
+    pub keepalive: Duration,
+}
+
+/// Every route: `(method, path)` as in the OpenAPI document.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/version"),
+    ("get", "/v1/healthz"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/v1/namespaces"),
+    ("post", "/v1/namespaces"),
+    ("get", "/v1/namespaces/{name}"),
+    ("delete", "/v1/namespaces/{name}"),
+    ("get", "/v1/events"),
+    ("get", "/v1/journal"),
+    ("get", "/v1/journal/stats"),
+    ("get", "/v1/journal/verify"),
+    ("post", "/v1/journal/checkpoint"),
+];
+
+/// Registers every route and the JSON error handlers for bad bodies, queries and paths.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(1 << 20)
+            .content_type_required(false)
+            .error_handler(|err, _req| {
+                ApiError::invalid(format!("invalid JSON body: {err}")).into()
+            }),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _req| ApiError::invalid(format!("invalid query: {err}")).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _req| ApiError::invalid(format!("invalid path: {err}")).into()),
+    )
+    .service(
+        web::scope("/v1")
+            .route("/version", web::get().to(system::version))
+            .route("/healthz", web::get().to(system::healthz))
+            .route("/openapi.json", web::get().to(system::openapi))
+            .route("/namespaces", web::get().to(namespaces::list))
+            .route("/namespaces", web::post().to(namespaces::create))
+            .route("/namespaces/{name}", web::get().to(namespaces::get))
+            .route("/namespaces/{name}", web::delete().to(namespaces::delete))
+            .route("/events", web::get().to(events::stream))
+            .route("/journal", web::get().to(journal::page))
+            .route("/journal/stats", web::get().to(journal::stats))
+            .route("/journal/verify", web::get().to(journal::verify))
+            .route("/journal/checkpoint", web::post().to(journal::checkpoint)),
+    )
+    .default_service(web::to(no_route));
+}
+
+/// Any request that matches no route: 404 with a JSON body.
+pub async fn no_route(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError(berth_engine::EngineError::NotFound {
+        kind: "route",
+        id: format!("{} {}", req.method(), req.path()),
+    })
+    .error_response()
+}
+
+/// Renders a record as the API's JSON (decoding its event), cached on the record so that
+/// many subscribers share one rendering.
+pub fn render(record: &Record) -> &str {
+    record.rendered.get_or_init(|| {
+        #[derive(serde::Serialize)]
+        struct Borrowed<'a> {
+            seq: u64,
+            at: chrono::DateTime<chrono::Utc>,
+            namespace: &'a str,
+            stream: &'a berth_journal::StreamRef,
+            topic: &'a str,
+            schema: u16,
+            event: &'a Event,
+        }
+        match Event::decode(&record.topic, record.schema, &record.payload, record.at) {
+            Ok(event) => serde_json::to_string(&Borrowed {
+                seq: record.seq,
+                at: record.at,
+                namespace: &record.namespace,
+                stream: &record.stream,
+                topic: &record.topic,
+                schema: event.schema(),
+                event: &event,
+            }),
+            Err(_) => serde_json::to_string(&view_of(record)),
+        }
+        .unwrap_or_else(|e| {
+            format!(
+                "{{\"seq\":{},\"error\":\"cannot render: {e}\"}}",
+                record.seq
+            )
+        })
+    })
+}
+
+/// The API view of a record.
+pub fn view_of(record: &Record) -> EventView {
+    let (schema, event) =
+        match Event::decode(&record.topic, record.schema, &record.payload, record.at) {
+            Ok(e) => (
+                e.schema(),
+                serde_json::to_value(&e).unwrap_or(serde_json::Value::Null),
+            ),
+            Err(err) => (
+                record.schema,
+                serde_json::json!({ "undecodable": err.to_string() }),
+            ),
+        };
+    EventView {
+        seq: record.seq,
+        at: record.at,
+        namespace: record.namespace.clone(),
+        stream: StreamView {
+            kind: record.stream.kind.clone(),
+            id: record.stream.id.clone(),
+        },
+        topic: record.topic.clone(),
+        schema,
+        event,
+    }
+}

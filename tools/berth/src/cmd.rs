@@ -1,0 +1,455 @@
+//! Commands of the CLI.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use berth_http::api::types::{CreateNamespaceRequest, EventView};
+use berth_http::client::Client;
+use berth_journal::{Journal, JournalError, OpenOptions};
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::{json, table};
+
+/// berth — the command-line client of the berth container runtime.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about)]
+pub struct Cli {
+    /// Daemon address: unix:///path or tcp://host:port
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_HOST",
+        default_value = "unix:///run/berth/berth.sock"
+    )]
+    host: String,
+    /// File holding the bearer token (TCP only)
+    #[arg(long, global = true, env = "BERTH_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Machine-readable output
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Client and daemon versions
+    Version,
+    /// Namespaces
+    #[command(subcommand, visible_alias = "namespace")]
+    Ns(NsCommand),
+    /// Follow the event stream
+    Events(EventsArgs),
+    /// Inspect the journal (offline with --root)
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NsCommand {
+    /// Create a namespace
+    Create {
+        /// Its name
+        name: String,
+        /// A label KEY=VALUE (repeatable)
+        #[arg(long = "label", short = 'l')]
+        labels: Vec<String>,
+    },
+    /// List namespaces
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Delete an empty namespace
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Names
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Start after this sequence number (0: from the beginning); default: new events only
+    #[arg(long)]
+    since: Option<u64>,
+    /// Only topics starting with this prefix (comma-separated list allowed)
+    #[arg(long)]
+    topic: Option<String>,
+    /// Only this namespace
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    /// Stop after this many events
+    #[arg(long)]
+    count: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct RootArg {
+    /// Read the journal of a stopped daemon's root directly, without the daemon
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// Numbers about the journal
+    Stats(RootArg),
+    /// Print records
+    Dump {
+        #[command(flatten)]
+        root: RootArg,
+        /// First sequence number
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Most records (default: all)
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Check every record and checkpoint
+    Verify(RootArg),
+}
+
+fn client(cli: &Cli) -> anyhow::Result<Client> {
+    let token = match &cli.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading token file {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    Ok(Client::new(&cli.host, token)?)
+}
+
+/// Runs a command; returns the exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Version => version(&cli).await,
+        Command::Ns(c) => ns(&cli, c).await,
+        Command::Events(a) => events(&cli, a).await,
+        Command::Journal(c) => journal(&cli, c).await,
+    }
+}
+
+async fn version(cli: &Cli) -> anyhow::Result<i32> {
+    let server = client(cli)?.version().await?;
+    if cli.json {
+        json(&serde_json::json!({"client": env!("CARGO_PKG_VERSION"), "server": server}))?;
+    } else {
+        println!("client: {}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "server: {} (api {}, {}/{})",
+            server.version, server.api_version, server.os, server.arch
+        );
+    }
+    Ok(0)
+}
+
+fn parse_labels(raw: &[String]) -> anyhow::Result<berth_engine::ids::Labels> {
+    raw.iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("label {l:?} must be KEY=VALUE"),
+        })
+        .collect()
+}
+
+async fn ns(cli: &Cli, c: &NsCommand) -> anyhow::Result<i32> {
+    let client = client(cli)?;
+    match c {
+        NsCommand::Create { name, labels } => {
+            let res = client
+                .create_namespace(&CreateNamespaceRequest {
+                    name: name.clone(),
+                    labels: parse_labels(labels)?,
+                })
+                .await?;
+            if cli.json {
+                json(&res)?;
+            } else {
+                println!("{}", res.namespace.name);
+            }
+        }
+        NsCommand::Ls => {
+            let list = client.namespaces().await?;
+            if cli.json {
+                json(&list)?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .namespaces
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            n.name.clone(),
+                            n.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            n.labels
+                                .iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "CREATED", "LABELS"], &rows);
+            }
+        }
+        NsCommand::Rm { names } => {
+            for name in names {
+                let res = client.delete_namespace(name).await?;
+                if cli.json {
+                    json(&res)?;
+                } else {
+                    println!("{}", res.deleted);
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn summary(v: &EventView) -> String {
+    match &v.event {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_object() || v.as_object().is_some_and(|o| !o.is_empty()))
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}
+
+fn print_event(as_json: bool, v: &EventView, raw: &str) {
+    if as_json {
+        println!("{raw}");
+    } else {
+        println!(
+            "{:>8}  {}  {:<24} {:<12} {}/{}  {}",
+            v.seq,
+            v.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            v.topic,
+            v.namespace,
+            v.stream.kind,
+            v.stream.id,
+            summary(v)
+        );
+    }
+}
+
+async fn events(cli: &Cli, a: &EventsArgs) -> anyhow::Result<i32> {
+    let client = client(cli)?;
+    let mut query: Vec<String> = Vec::new();
+    if let Some(t) = &a.topic {
+        query.push(format!("topic={}", berth_http::client::encode_path(t)));
+    }
+    if let Some(n) = &a.namespace {
+        query.push(format!("namespace={}", berth_http::client::encode_path(n)));
+    }
+    let query = query.join("&");
+    let mut last: Option<u64> = a.since;
+    let mut seen = 0u64;
+    loop {
+        let mut stream = client.events(&query, last).await?;
+        let mut resync = false;
+        while let Some(msg) = stream.next().await {
+            let msg = msg?;
+            match msg.event.as_deref() {
+                Some("resync") => {
+                    eprintln!(
+                        "berth: fell behind the event stream; resuming after {}",
+                        last.unwrap_or(0)
+                    );
+                    resync = true;
+                    break;
+                }
+                Some("shutdown") => {
+                    eprintln!("berth: the daemon is shutting down");
+                    return Ok(0);
+                }
+                Some("error") => bail!("event stream error: {}", msg.data),
+                _ => {}
+            }
+            let view = msg.envelope()?;
+            print_event(cli.json, &view, &msg.data);
+            last = Some(view.seq);
+            seen += 1;
+            if a.count.is_some_and(|c| seen >= c) {
+                return Ok(0);
+            }
+        }
+        if !resync {
+            return Ok(0);
+        }
+        if last.is_none() {
+            last = Some(0);
+        }
+    }
+}
+
+fn open_offline(root: &Path) -> anyhow::Result<(Journal, berth_journal::OpenReport)> {
+    let dir = root.join("journal");
+    if !dir.join("db").exists() && !dir.join("conf").exists() {
+        bail!("no journal at {}", dir.display());
+    }
+    match Journal::open(
+        &dir,
+        OpenOptions {
+            repair: false,
+            ..OpenOptions::default()
+        },
+    ) {
+        Ok(j) => Ok(j),
+        Err(JournalError::Locked { .. }) => bail!(
+            "the journal at {} is in use by a running berthd; stop it, or drop --root to ask the daemon",
+            dir.display()
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn journal(cli: &Cli, c: &JournalCommand) -> anyhow::Result<i32> {
+    match c {
+        JournalCommand::Stats(RootArg { root: Some(root) }) => {
+            let (j, open) = open_offline(root)?;
+            let stats = j.stats()?;
+            if cli.json {
+                json(
+                    &serde_json::json!({"stats": stats, "open": open, "topics": j.topic_counts()?}),
+                )?;
+            } else {
+                print_stats(&stats);
+                for (topic, n) in j.topic_counts()? {
+                    println!("  {topic:<28} {n}");
+                }
+                if let Some(cut) = &open.cut {
+                    println!(
+                        "bad record at seq {}: {} (the daemon will cut there at start)",
+                        cut.at_seq, cut.reason
+                    );
+                }
+            }
+            Ok(0)
+        }
+        JournalCommand::Stats(RootArg { root: None }) => {
+            let res = client(cli)?.journal_stats().await?;
+            if cli.json {
+                json(&res)?;
+            } else {
+                print_stats(&res.stats);
+                println!(
+                    "last recovery: {} records replayed after checkpoint {} in {} ms",
+                    res.recovery.replayed,
+                    res.recovery
+                        .checkpoint_seq
+                        .map_or("none".to_string(), |s| s.to_string()),
+                    res.recovery.took_ms
+                );
+            }
+            Ok(0)
+        }
+        JournalCommand::Dump { root, from, limit } => {
+            let limit = limit.unwrap_or(u64::MAX);
+            match &root.root {
+                Some(root) => {
+                    let (j, _) = open_offline(root)?;
+                    for (n, rec) in j.iter_from(*from).enumerate() {
+                        if n as u64 >= limit {
+                            break;
+                        }
+                        let rec = rec?;
+                        let view = berth_http::routes::view_of(&rec);
+                        print_event(cli.json, &view, &serde_json::to_string(&view)?);
+                    }
+                }
+                None => {
+                    let client = client(cli)?;
+                    let mut next = *from;
+                    let mut left = limit;
+                    while left > 0 {
+                        let page = client
+                            .journal_page(next, usize::try_from(left.min(1000)).unwrap_or(1000))
+                            .await?;
+                        if page.records.is_empty() {
+                            break;
+                        }
+                        for v in &page.records {
+                            print_event(cli.json, v, &serde_json::to_string(v)?);
+                        }
+                        left = left.saturating_sub(page.records.len() as u64);
+                        next = page.next;
+                    }
+                }
+            }
+            Ok(0)
+        }
+        JournalCommand::Verify(RootArg { root }) => {
+            let report = match root {
+                Some(root) => {
+                    let (j, open) = open_offline(root)?;
+                    let mut report = j.verify()?;
+                    if let Some(cut) = open.cut {
+                        if !report.problems.iter().any(|p| p.seq == cut.at_seq) {
+                            report.problems.push(berth_journal::Problem {
+                                seq: cut.at_seq,
+                                reason: cut.reason,
+                            });
+                        }
+                    }
+                    report
+                }
+                None => client(cli)?.journal_verify().await?,
+            };
+            if cli.json {
+                json(&report)?;
+            } else {
+                println!(
+                    "checked {} records ({}..={}) and {} checkpoints: {}",
+                    report.checked,
+                    report.first_seq,
+                    report.last_seq,
+                    report.checkpoints_checked,
+                    if report.ok() {
+                        "ok".to_string()
+                    } else {
+                        format!("{} problem(s)", report.problems.len())
+                    }
+                );
+                for p in &report.problems {
+                    println!("  seq {}: {}", p.seq, p.reason);
+                }
+            }
+            Ok(if report.ok() { 0 } else { 3 })
+        }
+    }
+}
+
+fn print_stats(s: &berth_journal::JournalStats) {
+    println!("path:         {}", s.path.display());
+    println!(
+        "records:      {} (seq {}..={})",
+        s.records, s.first_seq, s.last_seq
+    );
+    println!(
+        "checkpoints:  {}",
+        if s.checkpoints.is_empty() {
+            "none".to_string()
+        } else {
+            s.checkpoints
+                .iter()
+                .map(|c| format!("{} ({} bytes)", c.seq, c.bytes))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    println!(
+        "quarantined:  {} record(s) in {} cut(s)",
+        s.quarantined, s.cuts
+    );
+    println!("size on disk: {} bytes", s.size_on_disk);
+    println!("subscribers:  {}", s.subscribers);
+}
