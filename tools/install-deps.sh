@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages berth needs (idempotent: only what is missing).
+# Later capabilities add their packages to PACKAGES below.
+set -euo pipefail
+
+PACKAGES=(
+    runc            # the OCI runtime berth-shim drives
+    busybox-static  # test images are built from it
+    ca-certificates
+    curl            # used by the set-up checks and handy for the API socket
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+        SUDO="sudo"
+    fi
+    echo "install-deps: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+    echo "install-deps: cargo is missing; install a Rust toolchain (1.80 or newer) first" >&2
+    exit 1
+fi
