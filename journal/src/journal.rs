@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -104,6 +104,11 @@ pub struct JournalStats {
     pub size_on_disk: u64,
     /// Live subscribers now.
     pub subscribers: usize,
+    /// Durable batches appended since this process opened the journal (one fsync each);
+    /// with `appended_since_open` it shows how well group commit groups.
+    pub batches_since_open: u64,
+    /// Records appended since this process opened the journal.
+    pub appended_since_open: u64,
 }
 
 /// One problem found by [`Journal::verify`].
@@ -155,6 +160,8 @@ pub(crate) struct Inner {
     /// The durable tip and the live subscribers; publishing happens under this lock.
     pub(crate) live: Mutex<Live>,
     failed: AtomicBool,
+    batches: AtomicU64,
+    appended: AtomicU64,
     pub(crate) opts: OpenOptions,
 }
 
@@ -204,6 +211,8 @@ impl Journal {
                     closed: false,
                 }),
                 failed: AtomicBool::new(false),
+                batches: AtomicU64::new(0),
+                appended: AtomicU64::new(0),
                 opts,
             }),
         };
@@ -216,17 +225,17 @@ impl Journal {
     /// bad one on. Drops checkpoints that claim more than the journal holds.
     fn recover_tail(&self) -> Result<OpenReport> {
         let mut report = OpenReport::default();
-        let first_seq = match self
+        // (Any first key counts: a malformed one must not make the tail look empty.)
+        let has_records = self
             .inner
             .events
             .first()
             .map_err(JournalError::io("reading"))?
-        {
-            Some((k, _)) => seq_of(&k),
-            None => None,
-        };
-        // Newest checkpoint whose checksum holds.
-        let mut start = first_seq.unwrap_or(1);
+            .is_some();
+        // Newest checkpoint whose checksum holds. Without one the walk starts at 1:
+        // records are contiguous from 1, so a missing first record is a gap like any
+        // other (starting at the first key found would silently accept it).
+        let mut start = 1;
         for item in self.inner.checkpoints.iter().rev() {
             let (k, v) = item.map_err(JournalError::io("reading checkpoints"))?;
             let seq = seq_of(&k).unwrap_or(0);
@@ -239,11 +248,40 @@ impl Journal {
                 Ok(_) | Err(_) => report.bad_checkpoints.push(seq),
             }
         }
+        if let Some(cp) = report.checkpoint_seq {
+            // The record the checkpoint reflects must be held; otherwise the walk below
+            // (which starts after it) would find nothing and take the checkpoint's seq
+            // as the tip, and the next append would leave a gap.
+            let holds = self
+                .inner
+                .events
+                .contains_key(key(cp))
+                .map_err(JournalError::io("reading"))?;
+            if !holds {
+                let last = match self
+                    .inner
+                    .events
+                    .last()
+                    .map_err(JournalError::io("reading"))?
+                {
+                    Some((k, _)) => seq_of(&k).unwrap_or(0),
+                    None => 0,
+                };
+                // Records the checkpoint covers are gone: that cannot be explained by a
+                // torn tail. Refuse rather than guess.
+                return Err(JournalError::Corrupt {
+                    seq: cp,
+                    reason: format!(
+                        "checkpoint at {cp} is beyond the records held (record {cp} is missing, the last one is {last}); the journal is damaged"
+                    ),
+                });
+            }
+        }
         // Walk the tail: checksum, key and contiguity.
         let mut expect = start;
         let mut last_good = start.saturating_sub(1);
         let mut bad: Option<(u64, String)> = None;
-        if first_seq.is_some() {
+        if has_records {
             for item in self.inner.events.range(key(start)..) {
                 let (k, v) = item.map_err(JournalError::io("reading tail"))?;
                 let Some(seq) = seq_of(&k) else {
@@ -270,18 +308,6 @@ impl Journal {
             }
         } else {
             last_good = 0;
-        }
-        if let Some(cp) = report.checkpoint_seq {
-            if first_seq.is_none() || last_good < cp {
-                // Records the checkpoint covers are gone: that cannot be explained by a
-                // torn tail. Refuse rather than guess.
-                return Err(JournalError::Corrupt {
-                    seq: cp,
-                    reason: format!(
-                        "checkpoint at {cp} is beyond the last record {last_good}; the journal is damaged"
-                    ),
-                });
-            }
         }
         if let Some((at_seq, reason)) = bad {
             tracing::error!(at_seq, %reason, path = %self.inner.path.display(), "journal: bad record, cutting");
@@ -416,6 +442,10 @@ impl Journal {
             self.inner.failed.store(true, Ordering::Release);
             return Err(e);
         }
+        self.inner.batches.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .appended
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         before_publish(&records);
         self.publish(&records);
         Ok(records)
@@ -452,8 +482,8 @@ impl Journal {
         let tip = self.last_seq();
         Iter {
             inner: self.inner.events.range(key(from.max(1))..=key(tip)),
-            expect: None,
-            from: from.max(1),
+            expect: from.max(1),
+            tip,
             done: tip == 0 || from > tip,
         }
     }
@@ -627,6 +657,8 @@ impl Journal {
             cuts: self.inner.cuts.len() as u64,
             size_on_disk: self.inner.db.size_on_disk().unwrap_or(0),
             subscribers,
+            batches_since_open: self.inner.batches.load(Ordering::Relaxed),
+            appended_since_open: self.inner.appended.load(Ordering::Relaxed),
         })
     }
 
@@ -706,8 +738,10 @@ fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
 /// Iterator over stored records (see [`Journal::iter_from`]).
 pub struct Iter {
     inner: sled::Iter,
-    expect: Option<u64>,
-    from: u64,
+    /// The next seq: records are contiguous, so the first one must be `from` itself.
+    expect: u64,
+    /// The durable tip when the iteration started; everything up to it must be there.
+    tip: u64,
     done: bool,
 }
 
@@ -721,9 +755,12 @@ impl Iterator for Iter {
         let item = match self.inner.next() {
             None => {
                 self.done = true;
-                // Nothing at all where something was expected means the range is gone.
-                if self.expect.is_none() {
-                    return None;
+                // Ending below the tip means records that were durable are gone.
+                if self.expect <= self.tip {
+                    return Some(Err(JournalError::Corrupt {
+                        seq: self.expect,
+                        reason: format!("missing: the durable tip is {}", self.tip),
+                    }));
                 }
                 return None;
             }
@@ -732,16 +769,15 @@ impl Iterator for Iter {
         let result = (|| {
             let (k, v) = item.map_err(JournalError::io("reading"))?;
             let seq = seq_of(&k).ok_or(JournalError::Corrupt {
-                seq: self.expect.unwrap_or(self.from),
+                seq: self.expect,
                 reason: "malformed key".into(),
             })?;
-            if let Some(e) = self.expect {
-                if seq != e {
-                    return Err(JournalError::Corrupt {
-                        seq: e,
-                        reason: format!("gap: expected {e}, found {seq}"),
-                    });
-                }
+            if seq != self.expect {
+                let e = self.expect;
+                return Err(JournalError::Corrupt {
+                    seq: e,
+                    reason: format!("gap: expected {e}, found {seq}"),
+                });
             }
             let rec: Record =
                 codec::decode(&k, &v).map_err(|reason| JournalError::Corrupt { seq, reason })?;
@@ -751,7 +787,7 @@ impl Iterator for Iter {
                     reason: format!("record says seq {} under key {seq}", rec.seq),
                 });
             }
-            self.expect = Some(seq + 1);
+            self.expect = seq + 1;
             Ok(rec)
         })();
         if result.is_err() {

@@ -452,4 +452,12 @@ fn print_stats(s: &berth_journal::JournalStats) {
     );
     println!("size on disk: {} bytes", s.size_on_disk);
     println!("subscribers:  {}", s.subscribers);
+    if s.batches_since_open > 0 {
+        println!(
+            "since open:   {} records in {} durable batches ({:.1} per fsync)",
+            s.appended_since_open,
+            s.batches_since_open,
+            s.appended_since_open as f64 / s.batches_since_open as f64
+        );
+    }
 }
