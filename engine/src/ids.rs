@@ -156,3 +156,97 @@ mod tests {
         assert!(validate_labels(&big).is_err());
     }
 }
+
+/// A content digest: `sha256:` followed by 64 lower-case hex digits (the only algorithm
+/// berth stores; others are refused at the edge with a clear error).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Digest(String);
+
+impl Digest {
+    /// Parses and validates `sha256:<hex>`.
+    pub fn parse(raw: &str) -> Result<Self, EngineError> {
+        let Some(hex) = raw.strip_prefix("sha256:") else {
+            return Err(EngineError::InvalidArgument(match raw.split_once(':') {
+                Some((alg, _)) => format!("digest {raw:?} uses algorithm {alg:?}; only sha256 is supported"),
+                None => format!("digest {raw:?} is not of the form sha256:<hex>"),
+            }));
+        };
+        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(EngineError::InvalidArgument(format!(
+                "digest {raw:?} must be sha256: followed by 64 lower-case hex digits"
+            )));
+        }
+        Ok(Digest(raw.to_string()))
+    }
+
+    /// The digest of `bytes`.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Digest::from_sha256(sha2::Sha256::digest(bytes).as_slice())
+    }
+
+    /// Wraps a finished SHA-256 (32 bytes).
+    pub fn from_sha256(hash: &[u8]) -> Self {
+        let mut s = String::with_capacity(71);
+        s.push_str("sha256:");
+        for b in hash {
+            s.push_str(&format!("{b:02x}"));
+        }
+        Digest(s)
+    }
+
+    /// `sha256:<hex>`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The hex part.
+    pub fn hex(&self) -> &str {
+        &self.0["sha256:".len()..]
+    }
+
+    /// The algorithm (`sha256`).
+    pub fn algorithm(&self) -> &str {
+        "sha256"
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Digest::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    #[test]
+    fn digests() {
+        let d = Digest::of_bytes(b"");
+        assert_eq!(
+            d.as_str(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(Digest::parse(d.as_str()).unwrap(), d);
+        assert_eq!(d.hex().len(), 64);
+        for bad in [
+            "",
+            "sha256:",
+            "sha512:abcd",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+            "sha256:../../etc/passwd",
+        ] {
+            assert!(Digest::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
