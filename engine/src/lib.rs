@@ -11,6 +11,9 @@
 //!   (`namespace.created`) and a schema version; encoding to journal payloads and
 //!   decoding with upcasting from frozen old types ([`event::v1`]).
 //! - [`state`]: [`State`] and the pure, infallible [`apply`]. One file per aggregate.
+//! - [`mount`]: [`mount::Mount`] as data, and mounting/unmounting it.
+//! - [`snapshot`]: the [`snapshot::Snapshotter`] trait (numeric ids, returns mounts),
+//!   overlayfs and native implementations, and their shared conformance suite.
 //! - [`decide`]: the pure [`decide`] of a [`Command`] against a [`State`], returning the
 //!   events to append or the reason it is refused.
 
@@ -20,6 +23,8 @@ pub mod decide;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod mount;
+pub mod snapshot;
 pub mod state;
 
 pub use decide::{decide, Command};
