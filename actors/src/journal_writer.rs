@@ -72,6 +72,9 @@ impl Committed {
     }
 }
 
+/// Appends taken together into one durable batch, each with its requester.
+type Group = Vec<(Vec<Event>, oneshot::Sender<Result<Committed, EngineError>>)>;
+
 enum Request {
     Append {
         events: Vec<Event>,
@@ -192,7 +195,7 @@ fn checkpoint_loop(journal: Journal, rx: std_mpsc::Receiver<CheckpointJob>) {
                     tracing::info!(
                         seq,
                         bytes = len,
-                        took_ms = started.elapsed().as_millis() as u64,
+                        took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                         "checkpoint written"
                     );
                     seq
@@ -226,8 +229,7 @@ fn writer_loop(
                 Err(_) => break, // every handle dropped: shut down
             },
         };
-        let mut group: Vec<(Vec<Event>, oneshot::Sender<Result<Committed, EngineError>>)> =
-            Vec::new();
+        let mut group: Group = Vec::new();
         let mut count = 0usize;
         let mut next = Some(first);
         while let Some(req) = next.take() {
@@ -278,8 +280,6 @@ fn writer_loop(
     }
     tracing::debug!("journal writer stopped");
 }
-
-type Group = Vec<(Vec<Event>, oneshot::Sender<Result<Committed, EngineError>>)>;
 
 fn commit_group(
     journal: &Journal,

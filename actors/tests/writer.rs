@@ -210,7 +210,7 @@ fn appends_that_arrive_together_share_one_fsync() {
         WriterConfig::default(),
     );
     let rt = tokio_rt();
-    let n = 200;
+    let n: u64 = 200;
     let results = rt.block_on(async {
         // All appends are queued in the first poll; the writer takes what has arrived.
         let futs = (0..n).map(|i| {
@@ -221,7 +221,7 @@ fn appends_that_arrive_together_share_one_fsync() {
     });
     assert!(results.iter().all(|r| r.is_ok()));
     let stats = journal.stats().unwrap();
-    assert_eq!(stats.appended_since_open, n as u64);
+    assert_eq!(stats.appended_since_open, n);
     assert!(
         stats.batches_since_open <= 10,
         "{} appends took {} fsyncs; group commit should need a handful",

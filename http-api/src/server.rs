@@ -82,7 +82,7 @@ async fn authenticate(
     let path = req.path().to_string();
     let started = Instant::now();
     let res = next.call(req).await?;
-    tracing::debug!(%method, %path, status = res.status().as_u16(), took_us = started.elapsed().as_micros() as u64, "request");
+    tracing::debug!(%method, %path, status = res.status().as_u16(), took_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), "request");
     Ok(res)
 }
 

@@ -1,0 +1,260 @@
+//! The `berth` CLI against a real daemon, and offline on a stopped daemon's root.
+
+use std::process::Output;
+
+use berth_tests::bins::berth;
+use berth_tests::TestDaemon;
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {}; stderr: {}",
+        out.status,
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Asserts a failure reported as one `berth: ` line on stderr (and nothing on stdout);
+/// returns that line.
+#[track_caller]
+fn fails(what: &str, out: Output) -> String {
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "{what}: succeeded; stdout: {}",
+        stdout(&out)
+    );
+    assert_ne!(out.status.code(), Some(0), "{what}");
+    assert!(out.stdout.is_empty(), "{what}: stdout: {}", stdout(&out));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: stderr: {err}");
+    assert!(lines[0].starts_with("berth: "), "{what}: stderr: {err}");
+    lines[0].to_string()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn version_and_namespaces() {
+    let d = TestDaemon::start();
+
+    let text = ok(d.cli(&["version"]));
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(text.contains(&format!("client: {version}")), "{text}");
+    assert!(
+        text.contains(&format!("server: {version} (api v1")),
+        "{text}"
+    );
+    let v = json(&ok(d.cli(&["--json", "version"])));
+    assert_eq!(v["client"], version);
+    assert_eq!(v["server"]["version"], version);
+    assert_eq!(v["server"]["api_version"], "v1");
+
+    assert_eq!(
+        ok(d.cli(&["ns", "create", "team-a", "-l", "owner=ops"])),
+        "team-a\n"
+    );
+    let v = json(&ok(d.cli(&["--json", "ns", "create", "team-b"])));
+    assert_eq!(v["namespace"]["name"], "team-b");
+    assert_eq!(v["seq"], 3);
+
+    let table = ok(d.cli(&["ns", "ls"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[0].starts_with("NAME"), "{table}");
+    assert!(lines[1].starts_with("default "), "{table}");
+    assert!(
+        lines[2].starts_with("team-a ") && lines[2].ends_with("owner=ops"),
+        "{table}"
+    );
+    assert!(lines[3].starts_with("team-b "), "{table}");
+    let v = json(&ok(d.cli(&["--json", "namespace", "list"])));
+    let names: Vec<&str> = v["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "team-a", "team-b"]);
+    assert_eq!(v["namespaces"][1]["labels"]["owner"], "ops");
+
+    assert_eq!(
+        ok(d.cli(&["ns", "rm", "team-a", "team-b"])),
+        "team-a\nteam-b\n"
+    );
+    let v = json(&ok(d.cli(&["--json", "ns", "ls"])));
+    assert_eq!(v["namespaces"].as_array().unwrap().len(), 1);
+    assert_eq!(v["seq"], 5);
+}
+
+#[test]
+fn errors_are_one_line_and_a_non_zero_exit() {
+    let d = TestDaemon::start();
+    let line = fails("invalid name", d.cli(&["ns", "create", "bad..name"]));
+    assert!(line.contains("InvalidArgument"), "{line}");
+    let line = fails("duplicate", d.cli(&["ns", "create", "default"]));
+    assert!(line.contains("AlreadyExists"), "{line}");
+    let line = fails("delete default", d.cli(&["ns", "rm", "default"]));
+    assert!(line.contains("FailedPrecondition"), "{line}");
+    let line = fails("delete missing", d.cli(&["ns", "rm", "missing"]));
+    assert!(line.contains("NotFound"), "{line}");
+    let line = fails("bad label", d.cli(&["ns", "create", "x", "-l", "novalue"]));
+    assert!(line.contains("KEY=VALUE"), "{line}");
+
+    let nowhere = d.dir().join("nowhere.sock");
+    let line = fails(
+        "no daemon",
+        berth(&[
+            "--host",
+            &format!("unix://{}", nowhere.display()),
+            "version",
+        ]),
+    );
+    assert!(line.contains("cannot connect"), "{line}");
+    let line = fails("bad host", berth(&["--host", "http://example", "version"]));
+    assert!(line.contains("invalid host"), "{line}");
+    let empty = d.dir().join("empty-root");
+    std::fs::create_dir(&empty).unwrap();
+    let line = fails(
+        "no journal",
+        berth(&["journal", "stats", "--root", empty.to_str().unwrap()]),
+    );
+    assert!(line.contains("no journal"), "{line}");
+
+    // Nothing was written by any of them.
+    let v = json(&ok(d.cli(&["--json", "ns", "ls"])));
+    assert_eq!(v["seq"], 1);
+}
+
+#[test]
+fn journal_commands_offline_and_online() {
+    let mut d = TestDaemon::start();
+    for name in ["a", "b", "c"] {
+        ok(d.cli(&["ns", "create", name]));
+    }
+    ok(d.cli(&["ns", "rm", "b"]));
+    let root = d.root().to_str().unwrap().to_string();
+
+    // While the daemon runs, --root is refused clearly.
+    for sub in ["stats", "dump", "verify"] {
+        let line = fails(
+            &format!("journal {sub} --root while running"),
+            berth(&["journal", sub, "--root", &root]),
+        );
+        assert!(line.contains("in use"), "{line}");
+    }
+    // Through the daemon instead.
+    let online_dump = ok(d.cli(&["--json", "journal", "dump"]));
+    assert_eq!(online_dump.lines().count(), 5, "{online_dump}");
+    let text = ok(d.cli(&["journal", "verify"]));
+    assert!(
+        text.contains("checked 5 records") && text.contains(": ok"),
+        "{text}"
+    );
+    let v = json(&ok(d.cli(&["--json", "journal", "stats"])));
+    assert_eq!(v["stats"]["last_seq"], 5);
+
+    assert!(d.terminate().success());
+
+    let text = ok(berth(&["journal", "stats", "--root", &root]));
+    assert!(text.contains("records:      5 (seq 1..=5)"), "{text}");
+    assert!(text.contains("namespace.created"), "{text}");
+    let v = json(&ok(berth(&["--json", "journal", "stats", "--root", &root])));
+    assert_eq!(v["stats"]["records"], 5);
+    assert_eq!(v["topics"]["namespace.created"], 4);
+    assert_eq!(v["topics"]["namespace.deleted"], 1);
+
+    let text = ok(berth(&["journal", "dump", "--root", &root]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    for (line, (seq, topic, ns)) in lines.iter().zip([
+        (1, "namespace.created", "default"),
+        (2, "namespace.created", "a"),
+        (3, "namespace.created", "b"),
+        (4, "namespace.created", "c"),
+        (5, "namespace.deleted", "b"),
+    ]) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[0], seq.to_string(), "{line}");
+        assert_eq!(fields[2], topic, "{line}");
+        assert_eq!(fields[3], ns, "{line}");
+    }
+    // Offline and online dumps agree exactly.
+    let offline_dump = ok(berth(&["--json", "journal", "dump", "--root", &root]));
+    assert_eq!(offline_dump, online_dump);
+    let text = ok(berth(&[
+        "journal", "dump", "--root", &root, "--from", "2", "--limit", "2",
+    ]));
+    let seqs: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(seqs, ["2", "3"]);
+
+    let text = ok(berth(&["journal", "verify", "--root", &root]));
+    assert!(text.contains("checked 5 records (1..=5)"), "{text}");
+    assert!(text.trim_end().ends_with("ok"), "{text}");
+    let v = json(&ok(berth(&[
+        "--json", "journal", "verify", "--root", &root,
+    ])));
+    assert_eq!(v["problems"].as_array().map(Vec::len), Some(0), "{v}");
+
+    // Reading offline did not change anything the daemon sees.
+    d.restart();
+    let v = json(&ok(d.cli(&["--json", "ns", "ls"])));
+    assert_eq!(v["seq"], 5);
+}
+
+#[test]
+fn events_with_count() {
+    let d = TestDaemon::start();
+    for name in ["a", "b"] {
+        ok(d.cli(&["ns", "create", name]));
+    }
+    ok(d.cli(&["ns", "rm", "a"]));
+
+    let text = ok(d.cli(&["events", "--since", "0", "--count", "3"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for (line, seq) in lines.iter().zip(1..) {
+        assert_eq!(
+            line.split_whitespace().next(),
+            Some(seq.to_string().as_str()),
+            "{line}"
+        );
+    }
+    let text = ok(d.cli(&["--json", "events", "--since", "0", "--count", "4"]));
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| json(l)["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    let text = ok(d.cli(&[
+        "--json",
+        "events",
+        "--since",
+        "0",
+        "--topic",
+        "namespace.deleted",
+        "--count",
+        "1",
+    ]));
+    let v = json(text.trim());
+    assert_eq!(
+        (v["seq"].as_u64(), v["namespace"].as_str()),
+        (Some(4), Some("a"))
+    );
+}
