@@ -14,11 +14,15 @@
 //! - [`mount`]: [`mount::Mount`] as data, and mounting/unmounting it.
 //! - [`snapshot`]: the [`snapshot::Snapshotter`] trait (numeric ids, returns mounts),
 //!   overlayfs and native implementations, and their shared conformance suite.
+//! - [`content`]: the content store: blobs by sha256 digest, written through resumable,
+//!   locked ingests (fsync, verify, atomic rename); small [`content::Provider`] /
+//!   [`content::Ingester`] traits and the on-disk [`content::LocalStore`].
 //! - [`decide`]: the pure [`decide`] of a [`Command`] against a [`State`], returning the
 //!   events to append or the reason it is refused.
 
 #![deny(missing_docs)]
 
+pub mod content;
 pub mod decide;
 pub mod error;
 pub mod event;
