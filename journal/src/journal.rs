@@ -18,6 +18,8 @@ const EVENTS: &str = "events";
 const CHECKPOINTS: &str = "checkpoints";
 const QUARANTINE: &str = "quarantine";
 const CUTS: &str = "cuts";
+/// A live subscriber's receiving end and its "lagged" flag.
+type LiveRx = (mpsc::Receiver<Arc<Record>>, Arc<AtomicBool>);
 /// How many checkpoints are kept (the newest; older ones are pruned).
 const KEEP_CHECKPOINTS: usize = 3;
 
@@ -170,6 +172,9 @@ pub(crate) struct Live {
     pub(crate) last_seq: u64,
     pub(crate) subscribers: Vec<LiveTx>,
     pub(crate) closed: bool,
+    /// Opened without repair and a bad record was found here: appends are refused, as
+    /// they would write over the bad record and leave the records after it in place.
+    pub(crate) unrepaired_cut: Option<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -209,6 +214,7 @@ impl Journal {
                     last_seq: 0,
                     subscribers: Vec::new(),
                     closed: false,
+                    unrepaired_cut: None,
                 }),
                 failed: AtomicBool::new(false),
                 batches: AtomicU64::new(0),
@@ -217,12 +223,18 @@ impl Journal {
             }),
         };
         let report = journal.recover_tail()?;
-        lock(&journal.inner.live).last_seq = report.last_seq;
+        {
+            let mut live = lock(&journal.inner.live);
+            live.last_seq = report.last_seq;
+            if !journal.inner.opts.repair {
+                live.unrepaired_cut = report.cut.as_ref().map(|c| c.at_seq);
+            }
+        }
         Ok((journal, report))
     }
 
     /// Verifies records after the newest valid checkpoint; quarantines from the first
-    /// bad one on. Drops checkpoints that claim more than the journal holds.
+    /// bad one on. Refuses to open when the newest valid checkpoint's record is not held.
     fn recover_tail(&self) -> Result<OpenReport> {
         let mut report = OpenReport::default();
         // (Any first key counts: a malformed one must not make the tail look empty.)
@@ -420,6 +432,12 @@ impl Journal {
             if live.closed {
                 return Err(JournalError::Closed);
             }
+            if let Some(at) = live.unrepaired_cut {
+                return Err(JournalError::Invalid(format!(
+                    "the journal was opened without repair and has a bad record at {at}; \
+                     appending would write over it and keep the records after it"
+                )));
+            }
             live.last_seq + 1
         };
         let mut batch = sled::Batch::default();
@@ -446,7 +464,15 @@ impl Journal {
         self.inner
             .appended
             .fetch_add(records.len() as u64, Ordering::Relaxed);
-        before_publish(&records);
+        // The records are durable but not yet published: if `before_publish` panics, the
+        // tip stays behind them and a later append would reuse their seqs and overwrite
+        // them. Fail the journal instead (restart replays what is durable).
+        if let Err(panic) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before_publish(&records)))
+        {
+            self.inner.failed.store(true, Ordering::Release);
+            std::panic::resume_unwind(panic);
+        }
         self.publish(&records);
         Ok(records)
     }
@@ -496,10 +522,7 @@ impl Journal {
 
     /// Registers a live sender if the durable tip is below `next`; otherwise
     /// returns `None` (the caller reads more from disk first). `Err(Closed)` after close.
-    pub(crate) fn register_live(
-        &self,
-        next: u64,
-    ) -> Result<Option<(mpsc::Receiver<Arc<Record>>, Arc<AtomicBool>)>> {
+    pub(crate) fn register_live(&self, next: u64) -> Result<Option<LiveRx>> {
         let mut live = lock(&self.inner.live);
         if live.closed {
             return Err(JournalError::Closed);
@@ -587,6 +610,13 @@ impl Journal {
             };
             if report.first_seq == 0 {
                 report.first_seq = seq;
+                // Records are contiguous from 1: missing first ones are a gap too.
+                if prev.is_none() && seq > 1 {
+                    report.problems.push(Problem {
+                        seq: 1,
+                        reason: format!("gap: records 1..{seq} are missing"),
+                    });
+                }
             }
             if let Some(p) = prev {
                 if seq != p + 1 {
@@ -710,11 +740,21 @@ fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
     // sled may panic on some forms of damage to its own files; a panic must never take
     // the caller down, it is a clear error instead.
     let path_buf = path.to_path_buf();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cfg.open())) {
+    // sled releases its file lock when its last internal handle goes, which can be a
+    // moment after the `Db` is dropped: a reopen in the same process right after a drop
+    // would see the lock still held. Wait a little before calling it `Locked`.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let open = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open()));
+    let mut opened = open();
+    while matches!(&opened, Ok(Err(sled::Error::Io(e))) if is_lock_error(e))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        opened = open();
+    }
+    match opened {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Io(e)))
-            if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
-        {
+        Ok(Err(sled::Error::Io(e))) if is_lock_error(&e) => {
             Err(JournalError::Locked { path: path_buf })
         }
         Ok(Err(e)) => Err(JournalError::Open {
@@ -733,6 +773,14 @@ fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
             })
         }
     }
+}
+
+/// How long [`Journal::open`] waits for sled's directory lock before `Locked`.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// sled reports a held directory lock as an `Other` IO error "could not acquire lock".
+fn is_lock_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
 /// Iterator over stored records (see [`Journal::iter_from`]).

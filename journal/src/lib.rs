@@ -12,7 +12,7 @@
 //! - [`subscribe`]: [`Subscription`] — `subscribe_from(seq)`: catch-up from disk, then
 //!   live, with no gap and no duplicate at the switch; a subscriber that cannot keep up
 //!   is told [`SubEvent::Lagged`] and ended, it never slows writers.
-//! - [`error`]: [`JournalError`].
+//! - [`error`]: the [`JournalError`] type.
 //!
 //! Corruption: a record whose checksum, key or sequence is wrong is never returned as
 //! good data. At [`Journal::open`] the tail that recovery will replay (everything after

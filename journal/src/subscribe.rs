@@ -140,7 +140,17 @@ impl Subscription {
     /// empty on entry, so `next` is where the disk read starts.
     fn catch_up_step(&mut self) -> Result<()> {
         for attempt in 0..2 {
-            let chunk = self.journal.read_from(self.next, CATCH_UP_CHUNK)?;
+            // Not `read_from`: it fails the whole chunk on a bad record, so the good
+            // records before it would never be delivered. Deliver them; the next step
+            // starts at the bad record and returns its error.
+            let mut chunk = Vec::new();
+            for r in self.journal.iter_from(self.next).take(CATCH_UP_CHUNK) {
+                match r {
+                    Ok(r) => chunk.push(Arc::new(r)),
+                    Err(e) if chunk.is_empty() => return Err(e),
+                    Err(_) => break,
+                }
+            }
             if let Some(first) = chunk.first() {
                 if first.seq != self.next {
                     return Err(JournalError::Corrupt {
