@@ -8,6 +8,8 @@ PACKAGES=(
     busybox-static  # test images are built from it
     ca-certificates
     curl            # used by the set-up checks and handy for the API socket
+    skopeo          # third-party OCI tool the image tests check interoperability with
+    umoci           # ditto
 )
 
 missing=()

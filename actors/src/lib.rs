@@ -8,14 +8,22 @@
 //! - [`supervisor`]: the [`Supervisor`] actor holding `id → Addr` of every entity actor;
 //!   spawns them on demand and routes commands to them.
 //! - [`namespace`]: the [`NamespaceActor`], one per namespace.
+//! - [`snapshot`]: the [`snapshot::SnapshotActor`], one per snapshot (storage effects).
+//! - [`import`]: the [`import::ImportActor`], one per image import.
+//! - [`gc`]: garbage collection (plan, then remove; leases protect work in flight).
+//! - [`storage`]: the content store and snapshotter the actors share.
 //! - [`messages`]: every actix message, grouped by recipient.
 //! - [`runtime`]: [`start`] wires it all together and returns [`Handles`].
 
+pub mod gc;
+pub mod import;
 pub mod journal_writer;
 pub mod messages;
 pub mod namespace;
 pub mod recovery;
 pub mod runtime;
+pub mod snapshot;
+pub mod storage;
 pub mod supervisor;
 
 pub use journal_writer::{Committed, SharedState, WriterConfig, WriterHandle};

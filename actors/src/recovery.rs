@@ -90,3 +90,79 @@ pub fn recover(
     };
     Ok((state, report))
 }
+
+/// What reconciling storage with the journal did at start-up.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct Reconciled {
+    /// Snapshots whose preparation a crash interrupted, rolled back.
+    pub snapshots_rolled_back: u64,
+    /// Leases of the previous daemon process, released.
+    pub leases_released: u64,
+    /// Imports the restart interrupted, marked failed.
+    pub imports_failed: u64,
+    /// Blob records whose file is missing, dropped.
+    pub blobs_missing: u64,
+}
+
+/// Brings the state in line with the disk after a restart, by appending ordinary
+/// events: unfinished snapshot preparations are rolled back, the previous process's
+/// ephemeral leases released (what they protected becomes collectable), interrupted
+/// imports recorded as failed, and records of vanished blobs dropped.
+pub async fn reconcile_storage(
+    writer: &crate::WriterHandle,
+    stores: &crate::storage::Stores,
+) -> Result<Reconciled, berth_engine::EngineError> {
+    use berth_engine::content::Provider;
+    use berth_engine::event::*;
+    let state = writer.state().read().clone();
+    let mut report = Reconciled::default();
+    let mut events = Vec::new();
+    let now = chrono::Utc::now();
+    for (ns, snaps) in &state.storage.snapshots {
+        for s in snaps.values().filter(|s| !s.ready) {
+            let snapshotter = stores.snapshotter.clone();
+            let id = s.id;
+            crate::storage::blocking(move || snapshotter.remove(id)).await?;
+            events.push(Event::SnapshotRemoved(SnapshotRemoved {
+                namespace: ns.clone(),
+                key: s.key.clone(),
+                reason: "rolled back: its preparation was interrupted by a restart".into(),
+            }));
+            report.snapshots_rolled_back += 1;
+        }
+    }
+    for import in state.storage.imports.values() {
+        events.push(Event::ImportFailed(ImportFailed {
+            namespace: import.namespace.clone(),
+            id: import.id.clone(),
+            reason: "interrupted: the daemon stopped during the import".into(),
+            at: now,
+        }));
+        report.imports_failed += 1;
+    }
+    for (ns, leases) in &state.storage.leases {
+        for l in leases.values().filter(|l| l.ephemeral) {
+            events.push(Event::LeaseDeleted(LeaseDeleted {
+                namespace: ns.clone(),
+                id: l.id.clone(),
+            }));
+            report.leases_released += 1;
+        }
+    }
+    for digest in state.storage.content.keys() {
+        if let Err(e) = stores.content.info(digest) {
+            if e.kind() == berth_engine::ErrorKind::NotFound {
+                tracing::warn!(%digest, "blob recorded in the journal is missing from the content store");
+                events.push(Event::ContentDeleted(ContentDeleted {
+                    namespace: berth_engine::ids::NamespaceName::default_ns(),
+                    digest: digest.clone(),
+                }));
+                report.blobs_missing += 1;
+            }
+        }
+    }
+    if !events.is_empty() {
+        writer.append(events).await?;
+    }
+    Ok(report)
+}

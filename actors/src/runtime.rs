@@ -7,7 +7,8 @@ use berth_journal::{Journal, JournalError, OpenReport};
 use chrono::Utc;
 
 use crate::journal_writer::{SharedState, WriterConfig, WriterHandle};
-use crate::recovery::{recover, RecoveryError, RecoveryReport};
+use crate::recovery::{reconcile_storage, recover, Reconciled, RecoveryError, RecoveryReport};
+use crate::storage::Stores;
 use crate::supervisor::Supervisor;
 
 /// Settings of the actor runtime.
@@ -42,6 +43,10 @@ pub struct Handles {
     pub supervisor: Addr<Supervisor>,
     /// What recovery did.
     pub recovery: RecoveryReport,
+    /// What reconciling storage did.
+    pub reconciled: Reconciled,
+    /// The content store and snapshotter.
+    pub stores: Stores,
 }
 
 /// Why start-up failed.
@@ -53,6 +58,9 @@ pub enum StartError {
     /// The genesis events could not be written.
     #[error("cannot write the genesis events: {0}")]
     Genesis(EngineError),
+    /// Storage could not be reconciled with the journal.
+    #[error("cannot reconcile storage with the journal: {0}")]
+    Reconcile(EngineError),
 }
 
 /// Recovers the state from the journal, starts the writer and the supervisor, and
@@ -62,6 +70,7 @@ pub async fn start(
     journal: Journal,
     open: OpenReport,
     config: RuntimeConfig,
+    stores: Stores,
 ) -> Result<Handles, StartError> {
     let (state, recovery) = recover(&journal, open)?;
     tracing::info!(
@@ -84,11 +93,19 @@ pub async fn start(
     if !first.is_empty() {
         writer.append(first).await.map_err(StartError::Genesis)?;
     }
-    let supervisor = Supervisor::new(writer.clone()).start();
+    let reconciled = reconcile_storage(&writer, &stores)
+        .await
+        .map_err(StartError::Reconcile)?;
+    if reconciled != Reconciled::default() {
+        tracing::warn!(?reconciled, "storage reconciled with the journal");
+    }
+    let supervisor = Supervisor::new(writer.clone(), stores.clone()).start();
     Ok(Handles {
         journal,
         writer,
         supervisor,
         recovery,
+        reconciled,
+        stores,
     })
 }

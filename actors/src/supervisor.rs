@@ -4,28 +4,74 @@
 
 use std::collections::HashMap;
 
-use actix::{Actor, ActorFutureExt, Addr, AtomicResponse, Context, Handler, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, AtomicResponse, Context, Handler, WrapFuture,
+};
 use berth_engine::ids::NamespaceName;
 use berth_engine::{decide, Command, EngineError};
 use chrono::Utc;
 
-use crate::messages::{CountActors, CreateNamespace, DeleteNamespace, NamespaceReply};
+use crate::messages::{
+    CollectGarbage, CommitSnapshot, CommitStorage, CountActors, CreateNamespace, DeleteImage,
+    DeleteNamespace, Materialize, NamespaceReply, PrepareSnapshot, RemoveSnapshot, RemoveStorage,
+    SnapshotReply,
+};
 use crate::namespace::NamespaceActor;
+use crate::snapshot::SnapshotActor;
+use crate::storage::Stores;
 use crate::WriterHandle;
 
 /// The supervisor actor.
 pub struct Supervisor {
     writer: WriterHandle,
+    stores: Stores,
     namespaces: HashMap<NamespaceName, Addr<NamespaceActor>>,
+    snapshots: HashMap<(NamespaceName, String), Addr<SnapshotActor>>,
 }
 
 impl Supervisor {
-    /// A supervisor over the writer.
-    pub fn new(writer: WriterHandle) -> Self {
+    /// A supervisor over the writer and the stores.
+    pub fn new(writer: WriterHandle, stores: Stores) -> Self {
         Supervisor {
             writer,
+            stores,
             namespaces: HashMap::new(),
+            snapshots: HashMap::new(),
         }
+    }
+
+    /// The actor of an existing snapshot, spawned if it is not running.
+    fn snapshot(
+        &mut self,
+        ns: &NamespaceName,
+        key: &str,
+    ) -> Result<Addr<SnapshotActor>, EngineError> {
+        let id = match self.writer.state().read().storage.snapshot(ns, key) {
+            Some(s) => s.id,
+            None => {
+                self.snapshots.remove(&(ns.clone(), key.to_string()));
+                return Err(EngineError::NotFound {
+                    kind: "snapshot",
+                    id: key.to_string(),
+                });
+            }
+        };
+        let k = (ns.clone(), key.to_string());
+        if let Some(addr) = self.snapshots.get(&k) {
+            if addr.connected() {
+                return Ok(addr.clone());
+            }
+        }
+        let addr = SnapshotActor::new(
+            ns.clone(),
+            key.to_string(),
+            id,
+            self.stores.clone(),
+            self.writer.clone(),
+        )
+        .start();
+        self.snapshots.insert(k, addr.clone());
+        Ok(addr)
     }
 
     /// The actor of an existing namespace, spawned if it is not running.
@@ -116,11 +162,225 @@ impl Handler<DeleteNamespace> for Supervisor {
     }
 }
 
+impl Handler<crate::messages::StartImport> for Supervisor {
+    type Result = Result<Addr<crate::import::ImportActor>, EngineError>;
+
+    fn handle(
+        &mut self,
+        msg: crate::messages::StartImport,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
+        if !self
+            .writer
+            .state()
+            .read()
+            .namespaces
+            .contains_key(&msg.namespace)
+        {
+            return Err(EngineError::NotFound {
+                kind: "namespace",
+                id: msg.namespace.to_string(),
+            });
+        }
+        Ok(crate::import::ImportActor::new(
+            msg.namespace,
+            msg.name,
+            msg.platform,
+            self.writer.clone(),
+            self.stores.clone(),
+            ctx.address(),
+        )
+        .start())
+    }
+}
+
 impl Handler<CountActors> for Supervisor {
     type Result = usize;
 
     fn handle(&mut self, _msg: CountActors, _ctx: &mut Self::Context) -> usize {
         self.namespaces.retain(|_, a| a.connected());
-        self.namespaces.len()
+        self.snapshots.retain(|_, a| a.connected());
+        self.namespaces.len() + self.snapshots.len()
+    }
+}
+
+fn mailbox(_: actix::MailboxError) -> EngineError {
+    EngineError::Unavailable("a snapshot actor stopped".into())
+}
+
+impl Handler<PrepareSnapshot> for Supervisor {
+    type Result = AtomicResponse<Self, Result<SnapshotReply, EngineError>>;
+
+    fn handle(&mut self, msg: PrepareSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        let decided = decide(
+            &self.writer.state().read(),
+            Command::PrepareSnapshot {
+                namespace: msg.namespace.clone(),
+                key: msg.key.clone(),
+                parent: msg.parent.clone(),
+                kind: msg.kind,
+                snapshotter: self.stores.snapshotter.name().to_string(),
+                labels: msg.labels.clone(),
+                at: Utc::now(),
+            },
+        );
+        let writer = self.writer.clone();
+        let (ns, key) = (msg.namespace.clone(), msg.key.clone());
+        AtomicResponse::new(Box::pin(
+            async move { writer.append(decided?).await }
+                .into_actor(self)
+                .then(move |res, act, _ctx| {
+                    let started = res.and_then(|_| {
+                        let parents = act
+                            .writer
+                            .state()
+                            .read()
+                            .storage
+                            .parent_ids(&ns, msg.parent.as_deref());
+                        Ok((act.snapshot(&ns, &key)?, parents))
+                    });
+                    let writer = act.writer.clone();
+                    async move {
+                        let (addr, parents) = started?;
+                        let (mounts, seq) = addr
+                            .send(Materialize {
+                                kind: msg.kind,
+                                parents,
+                            })
+                            .await
+                            .map_err(mailbox)??;
+                        let snapshot = writer
+                            .state()
+                            .read()
+                            .storage
+                            .snapshot(&ns, &key)
+                            .cloned()
+                            .ok_or_else(|| {
+                            EngineError::Internal("prepared snapshot vanished".into())
+                        })?;
+                        Ok(SnapshotReply {
+                            snapshot,
+                            mounts,
+                            seq,
+                        })
+                    }
+                    .into_actor(act)
+                }),
+        ))
+    }
+}
+
+impl Handler<CommitSnapshot> for Supervisor {
+    type Result = AtomicResponse<Self, Result<u64, EngineError>>;
+
+    fn handle(&mut self, msg: CommitSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        let decided = decide(
+            &self.writer.state().read(),
+            Command::CommitSnapshot {
+                namespace: msg.namespace.clone(),
+                key: msg.key.clone(),
+                name: msg.name.clone(),
+            },
+        );
+        let addr =
+            decided.and_then(|events| Ok((self.snapshot(&msg.namespace, &msg.key)?, events)));
+        let (ns, key, name) = (msg.namespace, msg.key, msg.name);
+        AtomicResponse::new(Box::pin(
+            async move {
+                let (addr, events) = addr?;
+                let seq = addr
+                    .send(CommitStorage {
+                        name: name.clone(),
+                        events,
+                    })
+                    .await
+                    .map_err(mailbox)??;
+                Ok((addr, seq, name))
+            }
+            .into_actor(self)
+            .map(move |res, act, _ctx| {
+                let (addr, seq, name) = res?;
+                act.snapshots.remove(&(ns.clone(), key));
+                act.snapshots.insert((ns, name), addr);
+                Ok(seq)
+            }),
+        ))
+    }
+}
+
+impl Handler<RemoveSnapshot> for Supervisor {
+    type Result = AtomicResponse<Self, Result<u64, EngineError>>;
+
+    fn handle(&mut self, msg: RemoveSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        let decided = decide(
+            &self.writer.state().read(),
+            Command::RemoveSnapshot {
+                namespace: msg.namespace.clone(),
+                key: msg.key.clone(),
+                reason: "removed".into(),
+            },
+        );
+        let addr =
+            decided.and_then(|events| Ok((self.snapshot(&msg.namespace, &msg.key)?, events)));
+        let k = (msg.namespace, msg.key);
+        AtomicResponse::new(Box::pin(
+            async move {
+                let (addr, events) = addr?;
+                addr.send(RemoveStorage { events }).await.map_err(mailbox)?
+            }
+            .into_actor(self)
+            .map(move |res, act, _ctx| {
+                if res.is_ok() {
+                    act.snapshots.remove(&k);
+                }
+                res
+            }),
+        ))
+    }
+}
+
+impl Handler<DeleteImage> for Supervisor {
+    type Result = AtomicResponse<Self, Result<u64, EngineError>>;
+
+    fn handle(&mut self, msg: DeleteImage, ctx: &mut Self::Context) -> Self::Result {
+        let decided = decide(
+            &self.writer.state().read(),
+            Command::DeleteImage {
+                namespace: msg.namespace.clone(),
+                name: msg.name,
+            },
+        );
+        let writer = self.writer.clone();
+        let ns = msg.namespace;
+        let me = ctx.address();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let seq = writer.append(decided?).await?.last_seq();
+                // What only this image referenced goes now, in the background.
+                me.do_send(CollectGarbage { namespace: ns });
+                Ok(seq)
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<CollectGarbage> for Supervisor {
+    type Result = AtomicResponse<Self, Result<berth_engine::event::GcCompleted, EngineError>>;
+
+    fn handle(&mut self, msg: CollectGarbage, _ctx: &mut Self::Context) -> Self::Result {
+        let writer = self.writer.clone();
+        let stores = self.stores.clone();
+        AtomicResponse::new(Box::pin(
+            async move { crate::gc::collect(writer, stores, msg.namespace).await }
+                .into_actor(self)
+                .map(|res, act, _ctx| {
+                    let state = act.writer.state().read();
+                    act.snapshots.retain(|(ns, key), a| {
+                        a.connected() && state.storage.snapshot(ns, key).is_some()
+                    });
+                    res
+                }),
+        ))
     }
 }

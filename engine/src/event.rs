@@ -10,7 +10,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::ids::{Labels, NamespaceName};
+use crate::ids::{Digest, ImageName, Labels, NamespaceName};
+use crate::snapshot::{Kind, SnapshotId};
 
 /// The kind of aggregate an event belongs to (the journal's stream kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,6 +19,18 @@ use crate::ids::{Labels, NamespaceName};
 pub enum StreamKind {
     /// A namespace.
     Namespace,
+    /// A blob of the content store.
+    Content,
+    /// A named image.
+    Image,
+    /// A snapshot.
+    Snapshot,
+    /// A lease (protection of work in flight from garbage collection).
+    Lease,
+    /// An image import.
+    Import,
+    /// A garbage collection run.
+    Gc,
 }
 
 impl StreamKind {
@@ -25,6 +38,12 @@ impl StreamKind {
     pub fn as_str(self) -> &'static str {
         match self {
             StreamKind::Namespace => "namespace",
+            StreamKind::Content => "content",
+            StreamKind::Image => "image",
+            StreamKind::Snapshot => "snapshot",
+            StreamKind::Lease => "lease",
+            StreamKind::Import => "import",
+            StreamKind::Gc => "gc",
         }
     }
 }
@@ -45,6 +64,229 @@ pub struct NamespaceCreated {
 pub struct NamespaceDeleted {
     /// Its name.
     pub name: NamespaceName,
+}
+
+/// What an image name points at: a manifest or an index in the content store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Target {
+    /// Media type of the manifest or index.
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A blob was committed to the content store (verified, durable).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContentCommitted {
+    /// The namespace whose work brought it.
+    pub namespace: NamespaceName,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Labels.
+    pub labels: Labels,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A blob's labels were replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContentLabelsSet {
+    /// The namespace of the request.
+    pub namespace: NamespaceName,
+    /// The blob.
+    pub digest: Digest,
+    /// The new labels.
+    pub labels: Labels,
+}
+
+/// A blob was removed from the content store.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContentDeleted {
+    /// The namespace of the request (or of the collection).
+    pub namespace: NamespaceName,
+    /// The blob.
+    pub digest: Digest,
+}
+
+/// An image name was created, or moved to another target.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ImageStored {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Name.
+    pub name: ImageName,
+    /// What it points at.
+    pub target: Target,
+    /// Labels.
+    pub labels: Labels,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// An image name was removed.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ImageDeleted {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Name.
+    pub name: ImageName,
+}
+
+/// Intent: a snapshot is being created with storage id `id` (the outcome is
+/// [`SnapshotPrepared`]; an intent without outcome is rolled back at recovery).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SnapshotPrepareRequested {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Key.
+    pub key: String,
+    /// Storage id.
+    pub id: SnapshotId,
+    /// Parent (a committed snapshot's name).
+    pub parent: Option<String>,
+    /// Active or view.
+    pub kind: Kind,
+    /// The snapshotter.
+    pub snapshotter: String,
+    /// Labels.
+    pub labels: Labels,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Outcome: a snapshot's storage exists.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SnapshotPrepared {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Key.
+    pub key: String,
+}
+
+/// An active snapshot was committed under a name.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SnapshotCommitted {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// The active key.
+    pub key: String,
+    /// The committed name (an image layer's chain id).
+    pub name: String,
+}
+
+/// A snapshot was removed (its storage too).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SnapshotRemoved {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Key or name.
+    pub key: String,
+    /// Why (`removed`, `rolled back`, `collected`).
+    pub reason: String,
+}
+
+/// What a lease protects.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseResource {
+    /// A blob (committed or still being written).
+    Content(Digest),
+    /// A snapshot by key.
+    Snapshot(String),
+}
+
+/// A lease was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LeaseCreated {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Lease id.
+    pub id: String,
+    /// Dropped at the next daemon start (work of a process that is gone).
+    pub ephemeral: bool,
+    /// Labels.
+    pub labels: Labels,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A resource was added to a lease.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LeaseResourceAdded {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Lease id.
+    pub id: String,
+    /// The resource.
+    pub resource: LeaseResource,
+}
+
+/// A lease was released.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LeaseDeleted {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Lease id.
+    pub id: String,
+}
+
+/// An import began.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ImportStarted {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Import id.
+    pub id: String,
+    /// The name requested for the image, if any.
+    pub name: Option<ImageName>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// An import finished.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ImportCompleted {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Import id.
+    pub id: String,
+    /// The image names stored.
+    pub images: Vec<ImageName>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// An import failed; nothing it did is visible (its lease is dropped, collection
+/// removes what it wrote).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ImportFailed {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Import id.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A garbage collection finished.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct GcCompleted {
+    /// The namespace that asked (collection is global).
+    pub namespace: NamespaceName,
+    /// Blobs removed.
+    pub content_removed: u64,
+    /// Snapshots removed.
+    pub snapshots_removed: u64,
+    /// Bytes freed (approximate).
+    pub bytes_freed: u64,
+    /// Time taken.
+    pub took_ms: u64,
 }
 
 /// Why a stored event could not be decoded.
@@ -140,6 +382,38 @@ events! {
     NamespaceCreated(NamespaceCreated) => "namespace.created", schema 2;
     /// A namespace was deleted.
     NamespaceDeleted(NamespaceDeleted) => "namespace.deleted", schema 1;
+    /// A blob was committed.
+    ContentCommitted(ContentCommitted) => "content.committed", schema 1;
+    /// A blob's labels were set.
+    ContentLabelsSet(ContentLabelsSet) => "content.labels_set", schema 1;
+    /// A blob was deleted.
+    ContentDeleted(ContentDeleted) => "content.deleted", schema 1;
+    /// An image name was stored (created or moved).
+    ImageStored(ImageStored) => "image.stored", schema 1;
+    /// An image name was deleted.
+    ImageDeleted(ImageDeleted) => "image.deleted", schema 1;
+    /// A snapshot is being prepared (intent).
+    SnapshotPrepareRequested(SnapshotPrepareRequested) => "snapshot.prepare_requested", schema 1;
+    /// A snapshot was prepared (outcome).
+    SnapshotPrepared(SnapshotPrepared) => "snapshot.prepared", schema 1;
+    /// A snapshot was committed.
+    SnapshotCommitted(SnapshotCommitted) => "snapshot.committed", schema 1;
+    /// A snapshot was removed.
+    SnapshotRemoved(SnapshotRemoved) => "snapshot.removed", schema 1;
+    /// A lease was created.
+    LeaseCreated(LeaseCreated) => "lease.created", schema 1;
+    /// A lease gained a resource.
+    LeaseResourceAdded(LeaseResourceAdded) => "lease.resource_added", schema 1;
+    /// A lease was deleted.
+    LeaseDeleted(LeaseDeleted) => "lease.deleted", schema 1;
+    /// An import started.
+    ImportStarted(ImportStarted) => "image.import.started", schema 1;
+    /// An import completed.
+    ImportCompleted(ImportCompleted) => "image.import.completed", schema 1;
+    /// An import failed.
+    ImportFailed(ImportFailed) => "image.import.failed", schema 1;
+    /// A garbage collection completed.
+    GcCompleted(GcCompleted) => "gc.completed", schema 1;
 }
 
 impl Event {
@@ -148,14 +422,47 @@ impl Event {
         match self {
             Event::NamespaceCreated(e) => &e.name,
             Event::NamespaceDeleted(e) => &e.name,
+            Event::ContentCommitted(e) => &e.namespace,
+            Event::ContentLabelsSet(e) => &e.namespace,
+            Event::ContentDeleted(e) => &e.namespace,
+            Event::ImageStored(e) => &e.namespace,
+            Event::ImageDeleted(e) => &e.namespace,
+            Event::SnapshotPrepareRequested(e) => &e.namespace,
+            Event::SnapshotPrepared(e) => &e.namespace,
+            Event::SnapshotCommitted(e) => &e.namespace,
+            Event::SnapshotRemoved(e) => &e.namespace,
+            Event::LeaseCreated(e) => &e.namespace,
+            Event::LeaseResourceAdded(e) => &e.namespace,
+            Event::LeaseDeleted(e) => &e.namespace,
+            Event::ImportStarted(e) => &e.namespace,
+            Event::ImportCompleted(e) => &e.namespace,
+            Event::ImportFailed(e) => &e.namespace,
+            Event::GcCompleted(e) => &e.namespace,
         }
     }
 
     /// The aggregate this event belongs to: `(kind, id)`.
     pub fn stream(&self) -> (StreamKind, String) {
+        use StreamKind as K;
         match self {
-            Event::NamespaceCreated(e) => (StreamKind::Namespace, e.name.to_string()),
-            Event::NamespaceDeleted(e) => (StreamKind::Namespace, e.name.to_string()),
+            Event::NamespaceCreated(e) => (K::Namespace, e.name.to_string()),
+            Event::NamespaceDeleted(e) => (K::Namespace, e.name.to_string()),
+            Event::ContentCommitted(e) => (K::Content, e.digest.to_string()),
+            Event::ContentLabelsSet(e) => (K::Content, e.digest.to_string()),
+            Event::ContentDeleted(e) => (K::Content, e.digest.to_string()),
+            Event::ImageStored(e) => (K::Image, e.name.to_string()),
+            Event::ImageDeleted(e) => (K::Image, e.name.to_string()),
+            Event::SnapshotPrepareRequested(e) => (K::Snapshot, e.key.clone()),
+            Event::SnapshotPrepared(e) => (K::Snapshot, e.key.clone()),
+            Event::SnapshotCommitted(e) => (K::Snapshot, e.key.clone()),
+            Event::SnapshotRemoved(e) => (K::Snapshot, e.key.clone()),
+            Event::LeaseCreated(e) => (K::Lease, e.id.clone()),
+            Event::LeaseResourceAdded(e) => (K::Lease, e.id.clone()),
+            Event::LeaseDeleted(e) => (K::Lease, e.id.clone()),
+            Event::ImportStarted(e) => (K::Import, e.id.clone()),
+            Event::ImportCompleted(e) => (K::Import, e.id.clone()),
+            Event::ImportFailed(e) => (K::Import, e.id.clone()),
+            Event::GcCompleted(_) => (K::Gc, "gc".to_string()),
         }
     }
 

@@ -168,7 +168,9 @@ impl Digest {
     pub fn parse(raw: &str) -> Result<Self, EngineError> {
         let Some(hex) = raw.strip_prefix("sha256:") else {
             return Err(EngineError::InvalidArgument(match raw.split_once(':') {
-                Some((alg, _)) => format!("digest {raw:?} uses algorithm {alg:?}; only sha256 is supported"),
+                Some((alg, _)) => {
+                    format!("digest {raw:?} uses algorithm {alg:?}; only sha256 is supported")
+                }
                 None => format!("digest {raw:?} is not of the form sha256:<hex>"),
             }));
         };
@@ -247,6 +249,174 @@ mod digest_tests {
             "sha256:../../etc/passwd",
         ] {
             assert!(Digest::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+/// An image name: a reference as docker and containerd write them,
+/// `[host[:port]/]path[:tag][@sha256:…]`, with lower-case path components. A name with
+/// neither tag nor digest gets `:latest`. (No registry is defaulted: berth has no
+/// implicit Docker Hub.)
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ImageName(String);
+
+/// Longest image name accepted.
+pub const MAX_IMAGE_NAME_LEN: usize = 512;
+
+impl ImageName {
+    /// Parses, validates and normalises (`:latest` when untagged).
+    pub fn parse(raw: &str) -> Result<Self, EngineError> {
+        let bad =
+            |why: &str| EngineError::InvalidArgument(format!("invalid image name {raw:?}: {why}"));
+        if raw.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if raw.len() > MAX_IMAGE_NAME_LEN {
+            return Err(bad("it is too long"));
+        }
+        let (rest, digest) = match raw.split_once('@') {
+            Some((r, d)) => {
+                Digest::parse(d).map_err(|e| bad(&e.to_string()))?;
+                (r, Some(d))
+            }
+            None => (raw, None),
+        };
+        // A tag follows the last ':' after the last '/'.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (path, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(tag) = tag {
+            let ok = !tag.is_empty()
+                && tag.len() <= 128
+                && tag.as_bytes()[0] != b'.'
+                && tag.as_bytes()[0] != b'-'
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if !ok {
+                return Err(bad(
+                    "the tag must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+                ));
+            }
+        }
+        let mut components: Vec<&str> = path.split('/').collect();
+        if components.len() > 1 {
+            let first = components[0];
+            if first.contains('.') || first.contains(':') || first == "localhost" {
+                let (host, port) = match first.split_once(':') {
+                    Some((h, p)) => (h, Some(p)),
+                    None => (first, None),
+                };
+                let host_ok = !host.is_empty()
+                    && host.split('.').all(|l| {
+                        !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    });
+                let port_ok = port.is_none_or(|p| {
+                    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+                });
+                if !host_ok || !port_ok {
+                    return Err(bad("the registry host is malformed"));
+                }
+                components.remove(0);
+            }
+        }
+        if components.is_empty() {
+            return Err(bad("the repository path is empty"));
+        }
+        for c in &components {
+            let bytes = c.as_bytes();
+            let sep = |b: u8| matches!(b, b'.' | b'_' | b'-');
+            let ok = !bytes.is_empty()
+                && bytes
+                    .iter()
+                    .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || sep(b))
+                && !sep(bytes[0])
+                && !sep(bytes[bytes.len() - 1])
+                && !c.contains("..")
+                && !c.contains("-.")
+                && !c.contains(".-");
+            if !ok {
+                return Err(bad("path components are lower-case letters and digits separated by '.', '_', '__' or '-'"));
+            }
+        }
+        let normalised = if tag.is_none() && digest.is_none() {
+            format!("{rest}:latest")
+        } else {
+            raw.to_string()
+        };
+        Ok(ImageName(normalised))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        ImageName::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for ImageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Validates a snapshot key or a lease id: 1 to 255 printable ASCII characters without
+/// whitespace (keys are metadata, never paths: storage uses numeric ids).
+pub fn validate_key(what: &str, raw: &str) -> Result<(), EngineError> {
+    if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(EngineError::InvalidArgument(format!(
+            "{what} {raw:?} must be 1-255 printable characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod image_name_tests {
+    use super::*;
+
+    #[test]
+    fn image_names() {
+        let n = |s: &str| ImageName::parse(s).map(|n| n.to_string());
+        assert_eq!(n("busybox").unwrap(), "busybox:latest");
+        assert_eq!(n("busybox:1.36").unwrap(), "busybox:1.36");
+        assert_eq!(
+            n("localhost:5000/team/app").unwrap(),
+            "localhost:5000/team/app:latest"
+        );
+        assert_eq!(
+            n("registry.example.com/a/b:v1").unwrap(),
+            "registry.example.com/a/b:v1"
+        );
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(n(&format!("app@{d}")).unwrap(), format!("app@{d}"));
+        assert_eq!(n("my_app__x-1.y").unwrap(), "my_app__x-1.y:latest");
+        for bad in [
+            "",
+            "UPPER",
+            "a:",
+            "a:.x",
+            "a b",
+            "/a",
+            "a/",
+            "a//b",
+            "-a",
+            "a@sha256:123",
+            "a:b/c",
+            "host:port/x",
+            "../x",
+            "a/../b",
+        ] {
+            assert!(ImageName::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -17,19 +17,34 @@
 //! - [`content`]: the content store: blobs by sha256 digest, written through resumable,
 //!   locked ingests (fsync, verify, atomic rename); small [`content::Provider`] /
 //!   [`content::Ingester`] traits and the on-disk [`content::LocalStore`].
+//! - [`unpack`]: the layer unpacker: one streaming pass per layer (read, decompress,
+//!   hash, extract) with diff_id verification, overlay or native whiteouts, and
+//!   containment of hostile entries inside the snapshot root.
+//! - [`image`]: the OCI image model: [`image::parse`] of indexes and manifests (OCI and
+//!   Docker schema 2; schema 1 refused), [`image::Config`], [`image::chain_ids`], and
+//!   [`image::Platform`] with containerd-style matching and [`image::select`].
+//! - [`gc`]: garbage collection's marking: what images, leases and containers still
+//!   reference; [`gc::plan`] lists what may go.
+//! - [`archive`]: image archives: [`archive::import`] of OCI image-layout and `docker save`
+//!   tars (one streaming pass into the content store, then checks and naming) and
+//!   [`archive::export`] of images as a deterministic OCI image-layout tar.
 //! - [`decide`]: the pure [`decide`] of a [`Command`] against a [`State`], returning the
 //!   events to append or the reason it is refused.
 
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod content;
 pub mod decide;
 pub mod error;
 pub mod event;
+pub mod gc;
 pub mod ids;
+pub mod image;
 pub mod mount;
 pub mod snapshot;
 pub mod state;
+pub mod unpack;
 
 pub use decide::{decide, Command};
 pub use error::{EngineError, ErrorKind};

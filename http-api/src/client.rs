@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -12,6 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::types::*;
+
+/// A request body: buffered JSON or a streamed file.
+pub type Body = BoxBody<Bytes, std::io::Error>;
 
 /// Where the daemon listens.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,9 +113,7 @@ impl Client {
         }
     }
 
-    async fn connect(
-        &self,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ClientError> {
+    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Body>, ClientError> {
         let connect_err = |source| ClientError::Connect {
             target: self.target_str(),
             source,
@@ -145,6 +147,52 @@ impl Client {
         body: Option<Vec<u8>>,
         headers: &[(&str, String)],
     ) -> Result<Response<Incoming>, ClientError> {
+        let json = body.is_some();
+        let body: Body = Full::new(Bytes::from(body.unwrap_or_default()))
+            .map_err(|never| match never {})
+            .boxed();
+        self.send_body(method, path, body, json, headers).await
+    }
+
+    /// Sends a request whose body streams from `file` (an archive upload).
+    pub async fn send_file(
+        &self,
+        method: Method,
+        path: &str,
+        file: tokio::fs::File,
+        content_type: &str,
+    ) -> Result<Response<Incoming>, ClientError> {
+        use tokio::io::AsyncReadExt;
+        let stream = futures_util::stream::unfold(file, |mut f| async move {
+            let mut buf = vec![0u8; 256 * 1024];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(hyper::body::Frame::data(Bytes::from(buf))), f))
+                }
+                Err(e) => Some((Err(e), f)),
+            }
+        });
+        let body: Body = StreamBody::new(stream).boxed();
+        self.send_body(
+            method,
+            path,
+            body,
+            false,
+            &[("content-type", content_type.to_string())],
+        )
+        .await
+    }
+
+    async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        json: bool,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>, ClientError> {
         let mut sender = self.connect().await?;
         let host = match &self.target {
             Target::Unix(_) => "berthd".to_string(),
@@ -160,11 +208,11 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        if body.is_some() {
+        if json {
             req = req.header("content-type", "application/json");
         }
         let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(body)
             .map_err(|e| ClientError::Http(e.to_string()))?;
         sender
             .send_request(req)
@@ -197,6 +245,27 @@ impl Client {
             content_type,
             body,
         })
+    }
+
+    /// Reads an error answer into [`ClientError::Api`].
+    pub async fn error_of(res: Response<Incoming>) -> ClientError {
+        let status = res.status().as_u16();
+        let body = match res.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return ClientError::Http(e.to_string()),
+        };
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(b) => ClientError::Api {
+                status,
+                kind: b.error.kind,
+                message: b.error.message,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                kind: "Unknown".into(),
+                message: String::from_utf8_lossy(&body).into_owned(),
+            },
+        }
     }
 
     /// Calls the API: a JSON body in, the typed answer out; error answers become

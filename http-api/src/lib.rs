@@ -10,6 +10,8 @@
 //! - [`server`]: [`run`] — serve on the given listeners until `shutdown` resolves.
 //! - [`client`]: [`client::Client`], a typed client over a unix socket or TCP.
 
+#![recursion_limit = "512"]
+
 pub mod api;
 pub mod client;
 pub mod routes;

@@ -2,11 +2,14 @@
 //! the reason it is refused. No IO, no clock (times come in the command).
 
 mod namespace;
+mod storage;
 
 use chrono::{DateTime, Utc};
 
 use crate::event::Event;
-use crate::ids::{Labels, NamespaceName};
+use crate::event::{LeaseResource, Target};
+use crate::ids::{Digest, ImageName, Labels, NamespaceName};
+use crate::snapshot::Kind;
 use crate::state::State;
 use crate::Result;
 
@@ -27,6 +30,130 @@ pub enum Command {
         /// Its name.
         name: NamespaceName,
     },
+    /// Record a committed blob (no event when it is already known with these labels).
+    CommitContent {
+        /// Namespace of the work.
+        namespace: NamespaceName,
+        /// Digest.
+        digest: Digest,
+        /// Size.
+        size: u64,
+        /// Labels to add.
+        labels: Labels,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Forget a blob (its file is removed by the caller).
+    DeleteContent {
+        /// Namespace of the request.
+        namespace: NamespaceName,
+        /// Digest.
+        digest: Digest,
+    },
+    /// Replace a blob's labels.
+    SetContentLabels {
+        /// Namespace of the request.
+        namespace: NamespaceName,
+        /// Digest.
+        digest: Digest,
+        /// Labels.
+        labels: Labels,
+    },
+    /// Create or move an image name.
+    StoreImage {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Name.
+        name: ImageName,
+        /// Target (must be in the content store).
+        target: Target,
+        /// Labels.
+        labels: Labels,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Give an image another name.
+    TagImage {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Existing name.
+        source: ImageName,
+        /// New name.
+        name: ImageName,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Remove an image name.
+    DeleteImage {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Name.
+        name: ImageName,
+    },
+    /// Prepare an active snapshot or a view (intent; the id is allocated here).
+    PrepareSnapshot {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Key.
+        key: String,
+        /// Committed parent.
+        parent: Option<String>,
+        /// Active or view.
+        kind: Kind,
+        /// Snapshotter.
+        snapshotter: String,
+        /// Labels.
+        labels: Labels,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Commit an active snapshot under a name.
+    CommitSnapshot {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Active key.
+        key: String,
+        /// Name.
+        name: String,
+    },
+    /// Remove a snapshot without children.
+    RemoveSnapshot {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Key or name.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// Take a lease.
+    CreateLease {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Id.
+        id: String,
+        /// Dropped at the next daemon start.
+        ephemeral: bool,
+        /// Labels.
+        labels: Labels,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Protect a resource with a lease.
+    AddLeaseResource {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Lease id.
+        id: String,
+        /// Resource.
+        resource: LeaseResource,
+    },
+    /// Release a lease.
+    DeleteLease {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Lease id.
+        id: String,
+    },
 }
 
 /// Decides a command against the state.
@@ -34,6 +161,69 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<Event>> {
     match command {
         Command::CreateNamespace { name, labels, at } => namespace::create(state, name, labels, at),
         Command::DeleteNamespace { name } => namespace::delete(state, name),
+        Command::CommitContent {
+            namespace,
+            digest,
+            size,
+            labels,
+            at,
+        } => storage::commit_content(state, namespace, digest, size, labels, at),
+        Command::DeleteContent { namespace, digest } => {
+            storage::delete_content(state, namespace, digest)
+        }
+        Command::SetContentLabels {
+            namespace,
+            digest,
+            labels,
+        } => storage::set_content_labels(state, namespace, digest, labels),
+        Command::StoreImage {
+            namespace,
+            name,
+            target,
+            labels,
+            at,
+        } => storage::store_image(state, namespace, name, target, labels, at),
+        Command::TagImage {
+            namespace,
+            source,
+            name,
+            at,
+        } => storage::tag_image(state, namespace, source, name, at),
+        Command::DeleteImage { namespace, name } => storage::delete_image(state, namespace, name),
+        Command::PrepareSnapshot {
+            namespace,
+            key,
+            parent,
+            kind,
+            snapshotter,
+            labels,
+            at,
+        } => {
+            storage::prepare_snapshot(state, namespace, key, parent, kind, snapshotter, labels, at)
+        }
+        Command::CommitSnapshot {
+            namespace,
+            key,
+            name,
+        } => storage::commit_snapshot(state, namespace, key, name),
+        Command::RemoveSnapshot {
+            namespace,
+            key,
+            reason,
+        } => storage::remove_snapshot(state, namespace, key, reason),
+        Command::CreateLease {
+            namespace,
+            id,
+            ephemeral,
+            labels,
+            at,
+        } => storage::create_lease(state, namespace, id, ephemeral, labels, at),
+        Command::AddLeaseResource {
+            namespace,
+            id,
+            resource,
+        } => storage::add_lease_resource(state, namespace, id, resource),
+        Command::DeleteLease { namespace, id } => storage::delete_lease(state, namespace, id),
     }
 }
 

@@ -39,6 +39,26 @@ pub(super) fn delete(state: &State, name: NamespaceName) -> Result<Vec<Event>> {
             id: name.to_string(),
         });
     }
+    let st = &state.storage;
+    let mut held = Vec::new();
+    if st.images.get(&name).is_some_and(|m| !m.is_empty()) {
+        held.push("images");
+    }
+    if st.snapshots.get(&name).is_some_and(|m| !m.is_empty()) {
+        held.push("snapshots");
+    }
+    if st.leases.get(&name).is_some_and(|m| !m.is_empty()) {
+        held.push("leases");
+    }
+    if st.imports.values().any(|i| i.namespace == name) {
+        held.push("imports in progress");
+    }
+    if !held.is_empty() {
+        return Err(EngineError::FailedPrecondition(format!(
+            "namespace {name:?} is not empty: it holds {}",
+            held.join(", ")
+        )));
+    }
     Ok(vec![Event::NamespaceDeleted(NamespaceDeleted { name })])
 }
 

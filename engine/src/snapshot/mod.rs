@@ -19,11 +19,12 @@ pub mod overlay;
 #[cfg(test)]
 pub mod testsuite;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::mount::Mount;
+use crate::unpack::WhiteoutMode;
 use crate::EngineError;
 
 pub use native::Native;
@@ -84,6 +85,10 @@ pub trait Snapshotter: Send + Sync {
 
     /// The ids that have storage on disk (to find orphans after a crash).
     fn walk(&self) -> Result<Vec<SnapshotId>, EngineError>;
+
+    /// Where a layer can be unpacked straight into active snapshot `id` without
+    /// mounting it, and how whiteouts must be written there.
+    fn layer_dir(&self, id: SnapshotId) -> (PathBuf, WhiteoutMode);
 }
 
 pub(crate) fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError {

@@ -16,6 +16,7 @@ use nix::unistd::{Gid, Uid};
 
 use super::{io_err, numeric_dirs, remove_tree, Kind, SnapshotId, Snapshotter, Usage};
 use crate::mount::Mount;
+use crate::unpack::WhiteoutMode;
 use crate::EngineError;
 
 /// The native snapshotter.
@@ -122,6 +123,10 @@ impl Snapshotter for Native {
 
     fn walk(&self) -> Result<Vec<SnapshotId>, EngineError> {
         numeric_dirs(&self.root.join("snapshots"))
+    }
+
+    fn layer_dir(&self, id: SnapshotId) -> (PathBuf, WhiteoutMode) {
+        (self.dir(id), WhiteoutMode::Native)
     }
 }
 

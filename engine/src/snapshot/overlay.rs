@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::{io_err, numeric_dirs, remove_tree, Kind, SnapshotId, Snapshotter, Usage};
 use crate::mount::Mount;
+use crate::unpack::WhiteoutMode;
 use crate::EngineError;
 
 /// The overlayfs snapshotter.
@@ -167,6 +168,10 @@ impl Snapshotter for Overlay {
 
     fn walk(&self) -> Result<Vec<SnapshotId>, EngineError> {
         numeric_dirs(&self.root.join("snapshots"))
+    }
+
+    fn layer_dir(&self, id: SnapshotId) -> (PathBuf, WhiteoutMode) {
+        (self.fs(id), WhiteoutMode::Overlay)
     }
 }
 

@@ -3,6 +3,7 @@
 //! transition of that aggregate.
 
 mod namespace;
+pub mod storage;
 
 use std::collections::BTreeMap;
 
@@ -12,10 +13,11 @@ use crate::event::Event;
 use crate::ids::NamespaceName;
 
 pub use namespace::Namespace;
+pub use storage::{ContentRecord, Image, Import, Lease, Snapshot, Storage};
 
 /// Version of the checkpoint encoding of [`State`]. A checkpoint of another version is
 /// ignored (recovery replays the journal from the start instead).
-pub const STATE_SCHEMA: u16 = 1;
+pub const STATE_SCHEMA: u16 = 2;
 
 /// Everything berth knows, derived from the journal.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,6 +26,8 @@ pub struct State {
     pub seq: u64,
     /// Namespaces by name.
     pub namespaces: BTreeMap<NamespaceName, Namespace>,
+    /// Content, images, snapshots, leases, imports.
+    pub storage: Storage,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -79,6 +83,7 @@ pub fn apply(state: &mut State, event: &Event) {
         Event::NamespaceCreated(_) | Event::NamespaceDeleted(_) => {
             namespace::apply(&mut state.namespaces, event)
         }
+        _ => storage::apply(state, event),
     }
 }
 

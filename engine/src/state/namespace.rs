@@ -34,5 +34,6 @@ pub(super) fn apply(namespaces: &mut BTreeMap<NamespaceName, Namespace>, event: 
         Event::NamespaceDeleted(e) => {
             namespaces.remove(&e.name);
         }
+        _ => {}
     }
 }

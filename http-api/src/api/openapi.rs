@@ -25,6 +25,14 @@ fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
+fn ns_param() -> Value {
+    json!({"name": "namespace", "in": "query", "schema": {"type": "string"}, "description": "namespace (default: default)"})
+}
+
+fn image_param() -> Value {
+    json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "image name, e.g. registry.example.com/app:v1 (slashes allowed)"})
+}
+
 fn name_param() -> Value {
     json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}})
 }
@@ -78,6 +86,37 @@ pub fn document() -> Value {
                 "responses": ok("200", "stats", "JournalStats")}},
             "/v1/journal/verify": {"get": {"operationId": "verifyJournal", "summary": "Check every record and checkpoint",
                 "responses": merge(ok("200", "report", "VerifyReport"), err_responses(&["500", "503"]))}},
+            "/v1/images": {"get": {"operationId": "listImages", "summary": "List images", "parameters": [ns_param()],
+                "responses": merge(ok("200", "images", "ImageList"), err_responses(&["400"]))}},
+            "/v1/images/import": {"post": {"operationId": "importImage",
+                "summary": "Import an OCI image-layout archive or a docker save archive (streamed body); unpacks for the platform",
+                "parameters": [ns_param(),
+                    {"name": "name", "in": "query", "schema": {"type": "string"}, "description": "name for the image (required when the archive names none)"},
+                    {"name": "platform", "in": "query", "schema": {"type": "string"}, "description": "os/arch[/variant] to unpack (default: host)"}],
+                "requestBody": {"required": true, "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": merge(ok("201", "imported", "ImportResponse"), std_errors.clone())}},
+            "/v1/images/{name}": {
+                "get": {"operationId": "inspectImage", "summary": "An image and what it resolves to on this host", "parameters": [image_param(), ns_param()],
+                    "responses": merge(ok("200", "image", "ImageInspect"), std_errors.clone())},
+                "delete": {"operationId": "deleteImage", "summary": "Remove an image name; unreferenced content and snapshots are collected", "parameters": [image_param(), ns_param()],
+                    "responses": merge(ok("200", "deleted", "Deleted"), std_errors.clone())}
+            },
+            "/v1/images/{name}/tag": {"post": {"operationId": "tagImage", "summary": "Give an image another name", "parameters": [image_param(), ns_param()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TagRequest"}}}},
+                "responses": merge(ok("201", "tagged", "Image"), std_errors.clone())}},
+            "/v1/images/{name}/export": {"get": {"operationId": "exportImage", "summary": "The image as an OCI image-layout tar (streamed)", "parameters": [image_param(), ns_param()],
+                "responses": merge(json!({"200": {"description": "OCI archive", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}}), std_errors.clone())}},
+            "/v1/snapshots": {"get": {"operationId": "listSnapshots", "summary": "List snapshots", "parameters": [ns_param()],
+                "responses": merge(ok("200", "snapshots", "SnapshotList"), err_responses(&["400"]))}},
+            "/v1/content": {"get": {"operationId": "listContent", "summary": "List blobs",
+                "responses": ok("200", "blobs", "ContentList")}},
+            "/v1/content/{digest}": {"get": {"operationId": "getBlob", "summary": "A blob's bytes",
+                "parameters": [{"name": "digest", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": merge(json!({"200": {"description": "blob", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}), err_responses(&["400", "404"]))}},
+            "/v1/gc": {"post": {"operationId": "collectGarbage", "summary": "Remove unreferenced content and snapshots (leases protect work in flight)", "parameters": [ns_param()],
+                "responses": merge(ok("200", "collected", "GcReport"), err_responses(&["400", "503"]))}},
+            "/v1/system/df": {"get": {"operationId": "diskUsage", "summary": "Disk usage of images, content and snapshots",
+                "responses": ok("200", "usage", "Df")}},
             "/v1/journal/checkpoint": {"post": {"operationId": "checkpoint", "summary": "Checkpoint the state now",
                 "responses": merge(ok("200", "checkpoint taken", "CheckpointTaken"), err_responses(&["409", "503"]))}}
         },
@@ -104,6 +143,24 @@ pub fn document() -> Value {
                 "JournalStats": {"type": "object", "properties": {"stats": {"type": "object"}, "recovery": {"type": "object"}}},
                 "VerifyReport": {"type": "object", "properties": {"checked": {"type": "integer"}, "first_seq": {"type": "integer"}, "last_seq": {"type": "integer"},
                     "checkpoints_checked": {"type": "integer"}, "problems": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "reason": {"type": "string"}}}}}},
+                "Target": {"type": "object", "properties": {"media_type": {"type": "string"}, "digest": {"type": "string"}, "size": {"type": "integer"}}},
+                "Image": {"type": "object", "properties": {"name": {"type": "string"}, "target": {"$ref": "#/components/schemas/Target"},
+                    "labels": {"$ref": "#/components/schemas/Labels"}, "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
+                "ImageList": {"type": "object", "properties": {"images": {"type": "array", "items": {"$ref": "#/components/schemas/Image"}}, "seq": {"type": "integer"}}},
+                "ImageInspect": {"type": "object", "properties": {"image": {"$ref": "#/components/schemas/Image"}, "manifest": {"type": "string"}, "config": {"type": "string"},
+                    "platform": {"type": "string"}, "layers": {"type": "array", "items": {"type": "string"}}, "diff_ids": {"type": "array", "items": {"type": "string"}},
+                    "chain_ids": {"type": "array", "items": {"type": "string"}}, "unpacked": {"type": "boolean"}, "size": {"type": "integer"}, "config_json": {"type": "object"}}},
+                "ImportResponse": {"type": "object", "properties": {"id": {"type": "string"}, "images": {"type": "array", "items": {"$ref": "#/components/schemas/Image"}}, "seq": {"type": "integer"}}},
+                "TagRequest": {"type": "object", "required": ["target"], "additionalProperties": false, "properties": {"target": {"type": "string"}}},
+                "SnapshotList": {"type": "object", "properties": {"snapshots": {"type": "array", "items": {"type": "object", "properties": {
+                    "key": {"type": "string"}, "parent": {"type": "string", "nullable": true}, "kind": {"type": "string", "enum": ["active", "view", "committed"]},
+                    "id": {"type": "integer"}, "snapshotter": {"type": "string"}, "labels": {"$ref": "#/components/schemas/Labels"},
+                    "created_at": {"type": "string", "format": "date-time"}, "size": {"type": "integer"}, "inodes": {"type": "integer"}}}}, "seq": {"type": "integer"}}},
+                "ContentList": {"type": "object", "properties": {"content": {"type": "array", "items": {"type": "object", "properties": {
+                    "digest": {"type": "string"}, "size": {"type": "integer"}, "labels": {"$ref": "#/components/schemas/Labels"}, "committed_at": {"type": "string", "format": "date-time"}}}}, "seq": {"type": "integer"}}},
+                "GcReport": {"type": "object", "properties": {"content_removed": {"type": "integer"}, "snapshots_removed": {"type": "integer"}, "bytes_freed": {"type": "integer"}, "took_ms": {"type": "integer"}}},
+                "DfLine": {"type": "object", "properties": {"count": {"type": "integer"}, "size": {"type": "integer"}, "reclaimable": {"type": "integer"}}},
+                "Df": {"type": "object", "properties": {"images": {"$ref": "#/components/schemas/DfLine"}, "content": {"$ref": "#/components/schemas/DfLine"}, "snapshots": {"$ref": "#/components/schemas/DfLine"}}},
                 "CheckpointTaken": {"type": "object", "properties": {"seq": {"type": "integer", "format": "int64"}}}
             }
         }

@@ -1,9 +1,12 @@
 //! Routes, one module per resource. [`configure`] registers them all; [`ROUTES`] lists
 //! them for the OpenAPI document's test.
 
+pub mod bridge;
 pub mod events;
+pub mod images;
 pub mod journal;
 pub mod namespaces;
+pub mod storage;
 pub mod system;
 
 use std::time::Duration;
@@ -43,6 +46,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/journal/stats"),
     ("get", "/v1/journal/verify"),
     ("post", "/v1/journal/checkpoint"),
+    ("get", "/v1/images"),
+    ("post", "/v1/images/import"),
+    ("get", "/v1/images/{name}"),
+    ("delete", "/v1/images/{name}"),
+    ("post", "/v1/images/{name}/tag"),
+    ("get", "/v1/images/{name}/export"),
+    ("get", "/v1/snapshots"),
+    ("get", "/v1/content"),
+    ("get", "/v1/content/{digest}"),
+    ("post", "/v1/gc"),
+    ("get", "/v1/system/df"),
 ];
 
 /// Registers every route and the JSON error handlers for bad bodies, queries and paths.
@@ -76,9 +90,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/journal", web::get().to(journal::page))
             .route("/journal/stats", web::get().to(journal::stats))
             .route("/journal/verify", web::get().to(journal::verify))
-            .route("/journal/checkpoint", web::post().to(journal::checkpoint)),
+            .route("/journal/checkpoint", web::post().to(journal::checkpoint))
+            .route("/images", web::get().to(images::list))
+            .route("/images/import", web::post().to(images::import))
+            .route("/images/{name:.+}/export", web::get().to(images::export))
+            .route("/images/{name:.+}/tag", web::post().to(images::tag))
+            .route("/images/{name:.+}", web::get().to(images::inspect))
+            .route("/images/{name:.+}", web::delete().to(images::delete))
+            .route("/snapshots", web::get().to(storage::snapshots))
+            .route("/content", web::get().to(storage::content))
+            .route("/content/{digest}", web::get().to(storage::blob))
+            .route("/gc", web::post().to(storage::gc))
+            .route("/system/df", web::get().to(storage::df)),
     )
     .default_service(web::to(no_route));
+}
+
+/// `?namespace=` of storage routes (default: `default`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NsQuery {
+    /// Namespace.
+    pub namespace: Option<String>,
+}
+
+/// The namespace a request names (validated), `default` when it names none.
+pub fn namespace_of(q: &NsQuery) -> Result<berth_engine::ids::NamespaceName, ApiError> {
+    match &q.namespace {
+        Some(n) => Ok(berth_engine::ids::NamespaceName::parse(n)?),
+        None => Ok(berth_engine::ids::NamespaceName::default_ns()),
+    }
+}
+
+/// The supervisor did not answer.
+pub fn mailbox(_: actix::MailboxError) -> ApiError {
+    ApiError(berth_engine::EngineError::Unavailable(
+        "the supervisor is not running".into(),
+    ))
 }
 
 /// Any request that matches no route: 404 with a JSON body.

@@ -28,6 +28,9 @@ pub struct Cli {
     /// Machine-readable output
     #[arg(long, global = true)]
     json: bool,
+    /// Namespace [default: default; for events: all]
+    #[arg(long, short = 'n', global = true, env = "BERTH_NAMESPACE")]
+    namespace: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +47,40 @@ enum Command {
     /// Inspect the journal (offline with --root)
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Images
+    #[command(subcommand)]
+    Image(crate::storage::ImageCommand),
+    /// Snapshots
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// The content store
+    #[command(subcommand)]
+    Content(ContentCommand),
+    /// Remove unreferenced content and snapshots
+    Gc,
+    /// System information
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// List snapshots
+    #[command(visible_alias = "list")]
+    Ls,
+}
+
+#[derive(Debug, Subcommand)]
+enum ContentCommand {
+    /// List blobs
+    #[command(visible_alias = "list")]
+    Ls,
+}
+
+#[derive(Debug, Subcommand)]
+enum SystemCommand {
+    /// Disk usage
+    Df,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,9 +113,6 @@ struct EventsArgs {
     /// Only topics starting with this prefix (comma-separated list allowed)
     #[arg(long)]
     topic: Option<String>,
-    /// Only this namespace
-    #[arg(long, short = 'n')]
-    namespace: Option<String>,
     /// Stop after this many events
     #[arg(long)]
     count: Option<u64>,
@@ -123,6 +157,10 @@ fn client(cli: &Cli) -> anyhow::Result<Client> {
     Ok(Client::new(&cli.host, token)?)
 }
 
+fn namespace(cli: &Cli) -> &str {
+    cli.namespace.as_deref().unwrap_or("default")
+}
+
 /// Runs a command; returns the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
@@ -130,6 +168,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ns(c) => ns(&cli, c).await,
         Command::Events(a) => events(&cli, a).await,
         Command::Journal(c) => journal(&cli, c).await,
+        Command::Image(c) => {
+            if let crate::storage::ImageCommand::Import {
+                platform: Some(p), ..
+            } = c
+            {
+                crate::storage::check_platform(p)?;
+            }
+            crate::storage::image(&client(&cli)?, namespace(&cli), cli.json, c).await
+        }
+        Command::Snapshot(SnapshotCommand::Ls) => {
+            crate::storage::snapshots(&client(&cli)?, namespace(&cli), cli.json).await
+        }
+        Command::Content(ContentCommand::Ls) => {
+            crate::storage::content(&client(&cli)?, cli.json).await
+        }
+        Command::Gc => crate::storage::gc(&client(&cli)?, namespace(&cli), cli.json).await,
+        Command::System(SystemCommand::Df) => crate::storage::df(&client(&cli)?, cli.json).await,
     }
 }
 
@@ -247,7 +302,7 @@ async fn events(cli: &Cli, a: &EventsArgs) -> anyhow::Result<i32> {
     if let Some(t) = &a.topic {
         query.push(format!("topic={}", berth_http::client::encode_path(t)));
     }
-    if let Some(n) = &a.namespace {
+    if let Some(n) = &cli.namespace {
         query.push(format!("namespace={}", berth_http::client::encode_path(n)));
     }
     let query = query.join("&");

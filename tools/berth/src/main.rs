@@ -3,11 +3,25 @@
 
 mod cmd;
 mod output;
+mod storage;
 
 use clap::Parser;
 
+/// Output piped into `head` and the like: die quietly of SIGPIPE as other CLIs do,
+/// instead of panicking on a failed print.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restoring the default disposition installs no Rust handler; nothing else
+    // in this single-threaded start-up touches signals.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    default_sigpipe();
     let cli = cmd::Cli::parse();
     match cmd::run(cli).await {
         Ok(code) => std::process::exit(code),

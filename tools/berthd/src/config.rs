@@ -34,6 +34,9 @@ pub struct Flags {
     /// Take a checkpoint every N journal events (0: never automatically)
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<u64>,
+    /// Snapshotter: overlayfs, native, or auto (overlayfs when the kernel has it)
+    #[arg(long, value_name = "NAME")]
+    pub snapshotter: Option<String>,
 }
 
 /// How logs are written.
@@ -56,6 +59,7 @@ struct FileConfig {
     tcp: Option<String>,
     token_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    snapshotter: Option<String>,
     #[serde(default)]
     journal: JournalSection,
     #[serde(default)]
@@ -93,6 +97,7 @@ pub struct Config {
     pub max_batch: usize,
     pub keepalive_secs: u64,
     pub workers: usize,
+    pub snapshotter: berth_actors::storage::SnapshotterKind,
 }
 
 impl Config {
@@ -141,7 +146,15 @@ impl Config {
         if subscriber_buffer == 0 {
             bail!("journal.subscriber_buffer must be at least 1");
         }
+        let snapshotter = berth_actors::storage::SnapshotterKind::parse(
+            flags
+                .snapshotter
+                .as_deref()
+                .or(file.snapshotter.as_deref())
+                .unwrap_or("auto"),
+        )?;
         Ok(Config {
+            snapshotter,
             root,
             state,
             socket,

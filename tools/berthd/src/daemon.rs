@@ -144,6 +144,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "the journal had a bad record: it was cut there and the rest quarantined"
         );
     }
+    let stores = berth_actors::storage::Stores::open(&config.root, config.snapshotter)
+        .context("opening the content store and snapshotter")?;
+    tracing::info!(snapshotter = stores.snapshotter.name(), "storage ready");
     let handles = berth_actors::start(
         journal.clone(),
         open,
@@ -155,6 +158,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 std::process::exit(70);
             }),
         },
+        stores,
     )
     .await
     .context("recovering state from the journal")?;

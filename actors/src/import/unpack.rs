@@ -1,0 +1,188 @@
+//! Unpacking an image's layers into committed snapshots named by chain id.
+
+use actix::Addr;
+use berth_engine::content::Provider;
+use berth_engine::event::{LeaseResource, Target};
+use berth_engine::ids::{Digest, NamespaceName};
+use berth_engine::image::{self, Config, Parsed, Platform};
+use berth_engine::snapshot::Kind;
+use berth_engine::unpack::{apply_layer, sync_root, ApplyOptions, Compression};
+use berth_engine::{decide, Command, EngineError, ErrorKind};
+
+use crate::messages::{CommitSnapshot, PrepareSnapshot, RemoveSnapshot};
+use crate::storage::{blocking, Stores};
+use crate::supervisor::Supervisor;
+use crate::WriterHandle;
+
+fn mailbox(_: actix::MailboxError) -> EngineError {
+    EngineError::Unavailable("the supervisor is not running".into())
+}
+
+fn read_blob(stores: &Stores, digest: &Digest) -> Result<Vec<u8>, EngineError> {
+    use std::io::Read;
+    let blob = stores.content.open(digest).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => EngineError::InvalidArgument(format!("blob {digest} is missing")),
+        _ => e,
+    })?;
+    let mut buf = Vec::new();
+    blob.into_file()
+        .read_to_end(&mut buf)
+        .map_err(|e| EngineError::Internal(format!("reading blob {digest}: {e}")))?;
+    Ok(buf)
+}
+
+/// The manifest and config for `platform` under `target` (following an index).
+pub fn resolve(
+    stores: &Stores,
+    target: &Target,
+    platform: &Platform,
+) -> Result<(image::Manifest, Config), EngineError> {
+    let mut media_type = target.media_type.clone();
+    let mut digest = target.digest.clone();
+    for _ in 0..4 {
+        let bytes = read_blob(stores, &digest)?;
+        match image::parse(Some(&media_type), &bytes)? {
+            Parsed::Index(index) => {
+                let d = index.select(platform)?;
+                digest = image::descriptor_digest(d)?;
+                media_type = d.media_type().to_string();
+            }
+            Parsed::Manifest(m) => {
+                let config = Config::parse(&read_blob(stores, &m.config().digest)?)?;
+                config.check_manifest(&m)?;
+                return Ok((m, config));
+            }
+        }
+    }
+    Err(EngineError::InvalidArgument(format!(
+        "image {} nests indexes too deeply",
+        target.digest
+    )))
+}
+
+/// The digest of the manifest `target` resolves to for `platform`.
+pub fn manifest_digest(
+    stores: &Stores,
+    target: &Target,
+    platform: &Platform,
+) -> Result<Digest, EngineError> {
+    let bytes = read_blob(stores, &target.digest)?;
+    match image::parse(Some(&target.media_type), &bytes)? {
+        Parsed::Index(index) => image::descriptor_digest(index.select(platform)?),
+        Parsed::Manifest(_) => Ok(target.digest.clone()),
+    }
+}
+
+/// Unpacks every layer of the image at `target` (for `platform`) that is not already
+/// a committed snapshot of `ns`, each into an active snapshot leased by `lease`,
+/// verified against the config's diff_id and committed under its chain id.
+#[allow(clippy::too_many_arguments)]
+pub async fn unpack_image(
+    writer: &WriterHandle,
+    stores: &Stores,
+    supervisor: &Addr<Supervisor>,
+    ns: &NamespaceName,
+    lease: &str,
+    work_id: &str,
+    target: &Target,
+    platform: &Platform,
+) -> Result<(), EngineError> {
+    let (st, t, p) = (stores.clone(), target.clone(), platform.clone());
+    let (manifest, config) = blocking(move || resolve(&st, &t, &p)).await?;
+    let chain = config.chain_ids();
+    let diff_ids = config.diff_ids().to_vec();
+    let mut parent: Option<String> = None;
+    for (i, layer) in manifest.layers().iter().enumerate() {
+        let chain_id = chain[i].to_string();
+        let have = writer
+            .state()
+            .read()
+            .storage
+            .snapshot(ns, &chain_id)
+            .is_some_and(|s| s.kind == Kind::Committed);
+        if have {
+            parent = Some(chain_id);
+            continue;
+        }
+        let key = format!("extract-{work_id}-{i}");
+        let events = decide(
+            &writer.state().read(),
+            Command::AddLeaseResource {
+                namespace: ns.clone(),
+                id: lease.to_string(),
+                resource: LeaseResource::Snapshot(key.clone()),
+            },
+        )?;
+        writer.append(events).await?;
+        let prepared = supervisor
+            .send(PrepareSnapshot {
+                namespace: ns.clone(),
+                key: key.clone(),
+                parent: parent.clone(),
+                kind: Kind::Active,
+                labels: Default::default(),
+            })
+            .await
+            .map_err(mailbox)??;
+        let (dir, mode) = stores.snapshotter.layer_dir(prepared.snapshot.id);
+        let st = stores.clone();
+        let layer_digest = layer.digest.clone();
+        let media_type = layer.media_type.clone();
+        let diff_id = diff_ids[i].clone();
+        let applied = blocking(move || {
+            let compression = Compression::from_media_type(&media_type)?;
+            let blob = st.content.open(&layer_digest)?;
+            let applied = apply_layer(
+                std::io::BufReader::with_capacity(1 << 20, blob.into_file()),
+                compression,
+                &dir,
+                mode,
+                &ApplyOptions {
+                    expected_diff_id: Some(&diff_id),
+                    hash_compressed: false,
+                },
+            )?;
+            sync_root(&dir)?;
+            Ok(applied)
+        })
+        .await;
+        if let Err(e) = applied {
+            let _ = supervisor
+                .send(RemoveSnapshot {
+                    namespace: ns.clone(),
+                    key: key.clone(),
+                })
+                .await;
+            return Err(match e.kind() {
+                // a layer that does not match its config, or a hostile one, is bad input
+                ErrorKind::FailedPrecondition => EngineError::InvalidArgument(e.to_string()),
+                _ => e,
+            });
+        }
+        match supervisor
+            .send(CommitSnapshot {
+                namespace: ns.clone(),
+                key: key.clone(),
+                name: chain_id.clone(),
+            })
+            .await
+            .map_err(mailbox)?
+        {
+            Ok(_) => {}
+            Err(e) => {
+                // Another unpack of the same layer committed first: use its snapshot.
+                let _ = supervisor
+                    .send(RemoveSnapshot {
+                        namespace: ns.clone(),
+                        key: key.clone(),
+                    })
+                    .await;
+                if e.kind() != ErrorKind::AlreadyExists {
+                    return Err(e);
+                }
+            }
+        }
+        parent = Some(chain_id);
+    }
+    Ok(())
+}
