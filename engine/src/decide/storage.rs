@@ -360,3 +360,255 @@ pub(super) fn delete_lease(
     }
     Ok(vec![Event::LeaseDeleted(LeaseDeleted { namespace, id })])
 }
+
+#[cfg(test)]
+mod tests {
+    //! Given / when / then, no IO.
+    use super::*;
+    use crate::decide::{decide, genesis, Command};
+    use crate::ErrorKind;
+
+    fn ns() -> NamespaceName {
+        NamespaceName::default_ns()
+    }
+
+    fn given(events: &[Event]) -> State {
+        let mut s = State::new();
+        for e in genesis(&s, Utc::now()) {
+            s.apply_at(1, &e);
+        }
+        for (i, e) in events.iter().enumerate() {
+            s.apply_at(i as u64 + 2, e);
+        }
+        s
+    }
+
+    fn then(state: &State, cmd: Command) -> Result<Vec<Event>> {
+        decide(state, cmd)
+    }
+
+    fn digest(b: &[u8]) -> Digest {
+        Digest::of_bytes(b)
+    }
+
+    fn committed(b: &[u8]) -> Event {
+        Event::ContentCommitted(ContentCommitted {
+            namespace: ns(),
+            digest: digest(b),
+            size: b.len() as u64,
+            labels: Labels::new(),
+            at: Utc::now(),
+        })
+    }
+
+    fn prepare(key: &str, parent: Option<&str>) -> Command {
+        Command::PrepareSnapshot {
+            namespace: ns(),
+            key: key.into(),
+            parent: parent.map(String::from),
+            kind: Kind::Active,
+            snapshotter: "overlayfs".into(),
+            labels: Labels::new(),
+            at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn content_is_recorded_once() {
+        let s = given(&[committed(b"m")]);
+        let again = then(
+            &s,
+            Command::CommitContent {
+                namespace: ns(),
+                digest: digest(b"m"),
+                size: 1,
+                labels: Labels::new(),
+                at: Utc::now(),
+            },
+        )
+        .unwrap();
+        assert!(again.is_empty(), "a known blob adds no event");
+        let wrong = then(
+            &s,
+            Command::CommitContent {
+                namespace: ns(),
+                digest: digest(b"m"),
+                size: 2,
+                labels: Labels::new(),
+                at: Utc::now(),
+            },
+        );
+        assert_eq!(wrong.unwrap_err().kind(), ErrorKind::FailedPrecondition);
+    }
+
+    #[test]
+    fn images_need_their_target_in_the_store() {
+        let target = Target {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            digest: digest(b"manifest"),
+            size: 8,
+        };
+        let store = |s: &State| {
+            then(
+                s,
+                Command::StoreImage {
+                    namespace: ns(),
+                    name: ImageName::parse("app").unwrap(),
+                    target: target.clone(),
+                    labels: Labels::new(),
+                    at: Utc::now(),
+                },
+            )
+        };
+        assert_eq!(
+            store(&given(&[])).unwrap_err().kind(),
+            ErrorKind::FailedPrecondition
+        );
+        let s = given(&[committed(b"manifest")]);
+        let events = store(&s).unwrap();
+        let s = given(&[committed(b"manifest"), events[0].clone()]);
+        assert!(
+            store(&s).unwrap().is_empty(),
+            "storing the same again is a no-op"
+        );
+        let tagged = then(
+            &s,
+            Command::TagImage {
+                namespace: ns(),
+                source: ImageName::parse("app").unwrap(),
+                name: ImageName::parse("app:v2").unwrap(),
+                at: Utc::now(),
+            },
+        )
+        .unwrap();
+        assert_eq!(tagged.len(), 1);
+        let missing = then(
+            &s,
+            Command::DeleteImage {
+                namespace: ns(),
+                name: ImageName::parse("nope").unwrap(),
+            },
+        );
+        assert_eq!(missing.unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn snapshot_lifecycle() {
+        let s = given(&[]);
+        let e1 = then(&s, prepare("a", None)).unwrap();
+        let Event::SnapshotPrepareRequested(req) = &e1[0] else {
+            panic!()
+        };
+        assert_eq!(req.id, 1);
+        let s = given(&e1);
+        // not ready yet: cannot commit
+        let err = then(
+            &s,
+            Command::CommitSnapshot {
+                namespace: ns(),
+                key: "a".into(),
+                name: "layer1".into(),
+            },
+        );
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::FailedPrecondition);
+        let mut events = e1.clone();
+        events.push(Event::SnapshotPrepared(SnapshotPrepared {
+            namespace: ns(),
+            key: "a".into(),
+        }));
+        let s = given(&events);
+        assert_eq!(
+            then(&s, prepare("a", None)).unwrap_err().kind(),
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            then(&s, prepare("b", Some("a"))).unwrap_err().kind(),
+            ErrorKind::FailedPrecondition,
+            "parent must be committed"
+        );
+        assert_eq!(
+            then(&s, prepare("b", Some("zz"))).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        events.extend(
+            then(
+                &s,
+                Command::CommitSnapshot {
+                    namespace: ns(),
+                    key: "a".into(),
+                    name: "layer1".into(),
+                },
+            )
+            .unwrap(),
+        );
+        let s = given(&events);
+        let child = then(&s, prepare("b", Some("layer1"))).unwrap();
+        let Event::SnapshotPrepareRequested(req) = &child[0] else {
+            panic!()
+        };
+        assert_eq!(req.id, 2, "ids are never reused");
+        events.extend(child);
+        let s = given(&events);
+        assert_eq!(s.storage.parent_ids(&ns(), Some("layer1")), vec![1]);
+        let err = then(
+            &s,
+            Command::RemoveSnapshot {
+                namespace: ns(),
+                key: "layer1".into(),
+                reason: "x".into(),
+            },
+        );
+        assert_eq!(
+            err.unwrap_err().kind(),
+            ErrorKind::FailedPrecondition,
+            "a parent with children stays"
+        );
+    }
+
+    #[test]
+    fn namespaces_holding_storage_cannot_be_deleted() {
+        let mut s = given(&[]);
+        let ns_a = NamespaceName::parse("a").unwrap();
+        for e in decide(
+            &s,
+            Command::CreateNamespace {
+                name: ns_a.clone(),
+                labels: Labels::new(),
+                at: Utc::now(),
+            },
+        )
+        .unwrap()
+        {
+            s.apply_at(10, &e);
+        }
+        for e in decide(
+            &s,
+            Command::CreateLease {
+                namespace: ns_a.clone(),
+                id: "l".into(),
+                ephemeral: true,
+                labels: Labels::new(),
+                at: Utc::now(),
+            },
+        )
+        .unwrap()
+        {
+            s.apply_at(11, &e);
+        }
+        let err = decide(&s, Command::DeleteNamespace { name: ns_a.clone() }).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+        assert!(err.to_string().contains("leases"), "{err}");
+        for e in decide(
+            &s,
+            Command::DeleteLease {
+                namespace: ns_a.clone(),
+                id: "l".into(),
+            },
+        )
+        .unwrap()
+        {
+            s.apply_at(12, &e);
+        }
+        assert!(decide(&s, Command::DeleteNamespace { name: ns_a }).is_ok());
+    }
+}
