@@ -29,7 +29,8 @@ pub mod supervisor;
 pub use journal_writer::{Committed, SharedState, WriterConfig, WriterHandle};
 pub use namespace::NamespaceActor;
 pub use recovery::RecoveryReport;
-pub use runtime::{start, Handles, RuntimeConfig};
+pub use recovery::{open_and_recover, Recovered};
+pub use runtime::{recover_opened, start, Handles, RuntimeConfig};
 pub use supervisor::Supervisor;
 
 pub use berth_engine::State;

@@ -42,9 +42,101 @@ pub enum RecoveryError {
         /// Why.
         source: DecodeError,
     },
+    /// As `Decode`, found during the single-pass open.
+    #[error("journal record {seq} cannot be decoded: {reason}; refusing to start")]
+    Replay {
+        /// The record.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
-/// Rebuilds the state from the journal.
+/// A journal opened and replayed: what the runtime starts from.
+pub struct Recovered {
+    /// The journal.
+    pub journal: Journal,
+    /// The state it replays to.
+    pub state: State,
+    /// What was done.
+    pub report: RecoveryReport,
+}
+
+struct Replayer {
+    state: State,
+    checkpoint_seq: Option<u64>,
+    checkpoint_rejected: Option<String>,
+    replayed: u64,
+}
+
+impl berth_journal::Replay for Replayer {
+    fn checkpoint(&mut self, cp: Option<&berth_journal::Checkpoint>) -> u64 {
+        let Some(cp) = cp else { return 0 };
+        match State::from_checkpoint(&cp.data) {
+            Ok(s) if s.seq == cp.seq => {
+                self.state = s;
+                self.checkpoint_seq = Some(cp.seq);
+                cp.seq
+            }
+            Ok(s) => {
+                self.checkpoint_rejected =
+                    Some(format!("checkpoint at {} holds state at {}", cp.seq, s.seq));
+                0
+            }
+            Err(reason) => {
+                self.checkpoint_rejected = Some(reason);
+                0
+            }
+        }
+    }
+
+    fn record(&mut self, record: &berth_journal::Record) -> Result<(), String> {
+        let event = Event::decode(&record.topic, record.schema, &record.payload, record.at)
+            .map_err(|e| e.to_string())?;
+        self.state.apply_at(record.seq, &event);
+        self.replayed += 1;
+        Ok(())
+    }
+}
+
+/// Opens the journal and rebuilds the state in one pass: the newest usable checkpoint,
+/// then every record after it, verified as it is read (a bad tail is cut before
+/// anything after it is applied).
+pub fn open_and_recover(
+    path: &std::path::Path,
+    opts: berth_journal::OpenOptions,
+) -> Result<Recovered, RecoveryError> {
+    let started = Instant::now();
+    let mut replayer = Replayer {
+        state: State::new(),
+        checkpoint_seq: None,
+        checkpoint_rejected: None,
+        replayed: 0,
+    };
+    let (journal, open) = Journal::open_with(path, opts, &mut replayer).map_err(|e| match e {
+        JournalError::Replay { seq, reason } => RecoveryError::Replay { seq, reason },
+        other => RecoveryError::Journal(other),
+    })?;
+    if let Some(reason) = &replayer.checkpoint_rejected {
+        tracing::warn!(%reason, "not using the newest checkpoint; replayed from the start");
+    }
+    let report = RecoveryReport {
+        open,
+        checkpoint_seq: replayer.checkpoint_seq,
+        checkpoint_rejected: replayer.checkpoint_rejected,
+        replayed: replayer.replayed,
+        seq: replayer.state.seq,
+        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    Ok(Recovered {
+        journal,
+        state: replayer.state,
+        report,
+    })
+}
+
+/// Rebuilds the state from a journal already opened (a second read of it; the daemon
+/// uses [`open_and_recover`]).
 pub fn recover(
     journal: &Journal,
     open: OpenReport,

@@ -7,7 +7,7 @@ use berth_journal::{Journal, JournalError, OpenReport};
 use chrono::Utc;
 
 use crate::journal_writer::{SharedState, WriterConfig, WriterHandle};
-use crate::recovery::{reconcile_storage, recover, Reconciled, RecoveryError, RecoveryReport};
+use crate::recovery::{reconcile_storage, Reconciled, Recovered, RecoveryError, RecoveryReport};
 use crate::storage::Stores;
 use crate::supervisor::Supervisor;
 
@@ -30,6 +30,16 @@ impl Default for RuntimeConfig {
             on_fatal: w.on_fatal,
         }
     }
+}
+
+/// Replays a journal that was opened with [`Journal::open`].
+pub fn recover_opened(journal: Journal, open: OpenReport) -> Result<Recovered, RecoveryError> {
+    let (state, report) = crate::recovery::recover(&journal, open)?;
+    Ok(Recovered {
+        journal,
+        state,
+        report,
+    })
 }
 
 /// Everything the API needs.
@@ -63,16 +73,20 @@ pub enum StartError {
     Reconcile(EngineError),
 }
 
-/// Recovers the state from the journal, starts the writer and the supervisor, and
-/// writes the genesis events of a new installation. Must run inside an actix system.
+/// Starts from a recovered state (see [`crate::recovery::open_and_recover`], or
+/// [`recover_opened`] for a journal already open): the writer, genesis events of a new
+/// installation, reconciliation of storage, the supervisor. Must run inside an actix system.
 /// Nothing is served before this returns.
 pub async fn start(
-    journal: Journal,
-    open: OpenReport,
+    recovered: Recovered,
     config: RuntimeConfig,
     stores: Stores,
 ) -> Result<Handles, StartError> {
-    let (state, recovery) = recover(&journal, open)?;
+    let Recovered {
+        journal,
+        state,
+        report: recovery,
+    } = recovered;
     tracing::info!(
         seq = recovery.seq,
         checkpoint = ?recovery.checkpoint_seq,

@@ -253,3 +253,65 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
     .await;
     out
 }
+
+#[test]
+fn single_pass_recovery_equals_replay_and_survives_an_unusable_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (journal, _) = open(dir.path());
+        let writer = WriterHandle::spawn(
+            journal.clone(),
+            SharedState::default(),
+            WriterConfig {
+                checkpoint_every: 0,
+                ..WriterConfig::default()
+            },
+        );
+        for i in 0..50 {
+            writer
+                .append_blocking(vec![created(&format!("s{i}"))])
+                .unwrap();
+        }
+        tokio_rt().block_on(writer.checkpoint()).unwrap();
+        for i in 0..10 {
+            writer
+                .append_blocking(vec![created(&format!("t{i}"))])
+                .unwrap();
+        }
+        journal.close().unwrap();
+    }
+    let expected = {
+        let (journal, _) = open(dir.path());
+        let s = replay(&journal);
+        drop(journal);
+        s
+    };
+    let r = retry_locked(|| berth_actors::open_and_recover(dir.path(), OpenOptions::default()));
+    assert_eq!(r.report.checkpoint_seq, Some(50));
+    assert_eq!(r.report.replayed, 10);
+    assert_eq!(r.state, expected);
+    // A checkpoint this berth cannot read (another state schema, say): full replay.
+    r.journal.checkpoint(60, b"not a state".to_vec()).unwrap();
+    r.journal.close().unwrap();
+    drop(r);
+    let r = retry_locked(|| berth_actors::open_and_recover(dir.path(), OpenOptions::default()));
+    assert!(r.report.checkpoint_rejected.is_some());
+    assert_eq!(r.report.checkpoint_seq, None);
+    assert_eq!(r.report.replayed, 60);
+    assert_eq!(r.state, expected);
+}
+
+fn retry_locked(
+    f: impl Fn() -> Result<berth_actors::Recovered, berth_actors::recovery::RecoveryError>,
+) -> berth_actors::Recovered {
+    for _ in 0..200 {
+        match f() {
+            Ok(r) => return r,
+            Err(berth_actors::recovery::RecoveryError::Journal(
+                berth_journal::JournalError::Locked { .. },
+            )) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("journal stayed locked");
+}

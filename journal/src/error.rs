@@ -36,6 +36,15 @@ pub enum JournalError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An intact record that the replayer given to [`crate::Journal::open_with`] could
+    /// not use (written by a newer berth, say).
+    #[error("journal record {seq} cannot be replayed: {reason}")]
+    Replay {
+        /// The record.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
     /// An earlier flush failed; the journal refuses further writes (crash-only: restart
     /// replays what is durable).
     #[error("journal is failed after an earlier write error; restart the daemon")]

@@ -144,6 +144,30 @@ impl VerifyReport {
     }
 }
 
+/// Receives what [`Journal::open_with`] reads while it verifies the journal, so that a
+/// daemon rebuilds its state in the same single pass.
+pub trait Replay {
+    /// Offered the newest valid checkpoint (if any); returns the sequence number the
+    /// replayer's state now reflects: the checkpoint's if it used it, 0 to be given
+    /// every record from the start.
+    fn checkpoint(&mut self, checkpoint: Option<&Checkpoint>) -> u64;
+    /// Given each verified record after that, in order. An error aborts the open (the
+    /// record is intact but the replayer cannot use it).
+    fn record(&mut self, record: &Record) -> std::result::Result<(), String>;
+}
+
+/// A [`Replay`] that takes the checkpoint and ignores the records.
+struct VerifyOnly;
+
+impl Replay for VerifyOnly {
+    fn checkpoint(&mut self, checkpoint: Option<&Checkpoint>) -> u64 {
+        checkpoint.map_or(0, |c| c.seq)
+    }
+    fn record(&mut self, _record: &Record) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
 /// The append-only journal. Cheap to clone (all clones share one sled database).
 #[derive(Clone)]
 pub struct Journal {
@@ -162,6 +186,10 @@ pub(crate) struct Inner {
     /// The durable tip and the live subscribers; publishing happens under this lock.
     pub(crate) live: Mutex<Live>,
     failed: AtomicBool,
+    /// sled's `flush` writes its log with `sync_file_range`, which neither flushes the
+    /// drive's cache nor waits for metadata; an `fdatasync` of the same file after it
+    /// makes a batch durable against power loss, not only against a crash.
+    log_file: Option<std::fs::File>,
     batches: AtomicU64,
     appended: AtomicU64,
     pub(crate) opts: OpenOptions,
@@ -187,6 +215,17 @@ impl Journal {
     /// Opens (or creates) the journal in `path`, verifies the tail that recovery will
     /// replay and cuts it at the first bad record.
     pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<(Journal, OpenReport)> {
+        Journal::open_with(path, opts, &mut VerifyOnly)
+    }
+
+    /// As [`Journal::open`], handing the newest checkpoint and then every verified record
+    /// after it to `replay` during the verification pass (one read of the journal).
+    /// Records after a bad one are never handed over.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        opts: OpenOptions,
+        replay: &mut dyn Replay,
+    ) -> Result<(Journal, OpenReport)> {
         let path = path.as_ref().to_path_buf();
         let db = open_sled(&path, opts.cache_bytes)?;
         let events = db
@@ -201,6 +240,7 @@ impl Journal {
         let cuts = db
             .open_tree(CUTS)
             .map_err(JournalError::io("opening cuts"))?;
+        let log_file = std::fs::File::open(path.join("db")).ok();
         let journal = Journal {
             inner: Arc::new(Inner {
                 path,
@@ -217,12 +257,13 @@ impl Journal {
                     unrepaired_cut: None,
                 }),
                 failed: AtomicBool::new(false),
+                log_file,
                 batches: AtomicU64::new(0),
                 appended: AtomicU64::new(0),
                 opts,
             }),
         };
-        let report = journal.recover_tail()?;
+        let report = journal.recover_tail(replay)?;
         {
             let mut live = lock(&journal.inner.live);
             live.last_seq = report.last_seq;
@@ -235,7 +276,7 @@ impl Journal {
 
     /// Verifies records after the newest valid checkpoint; quarantines from the first
     /// bad one on. Refuses to open when the newest valid checkpoint's record is not held.
-    fn recover_tail(&self) -> Result<OpenReport> {
+    fn recover_tail(&self, replay: &mut dyn Replay) -> Result<OpenReport> {
         let mut report = OpenReport::default();
         // (Any first key counts: a malformed one must not make the tail look empty.)
         let has_records = self
@@ -247,14 +288,14 @@ impl Journal {
         // Newest checkpoint whose checksum holds. Without one the walk starts at 1:
         // records are contiguous from 1, so a missing first record is a gap like any
         // other (starting at the first key found would silently accept it).
-        let mut start = 1;
+        let mut newest: Option<Checkpoint> = None;
         for item in self.inner.checkpoints.iter().rev() {
             let (k, v) = item.map_err(JournalError::io("reading checkpoints"))?;
             let seq = seq_of(&k).unwrap_or(0);
             match codec::decode::<Checkpoint>(&k, &v) {
                 Ok(cp) if cp.seq == seq => {
                     report.checkpoint_seq = Some(seq);
-                    start = seq + 1;
+                    newest = Some(cp);
                     break;
                 }
                 Ok(_) | Err(_) => report.bad_checkpoints.push(seq),
@@ -289,6 +330,10 @@ impl Journal {
                 });
             }
         }
+        // The replayer takes the checkpoint or not; the walk starts after what it has.
+        let taken = replay.checkpoint(newest.as_ref());
+        drop(newest);
+        let start = taken + 1;
         // Walk the tail: checksum, key and contiguity.
         let mut expect = start;
         let mut last_good = start.saturating_sub(1);
@@ -304,15 +349,20 @@ impl Journal {
                     bad = Some((expect, format!("gap: expected {expect}, found {seq}")));
                     break;
                 }
-                if let Err(reason) = codec::decode::<Record>(&k, &v).and_then(|r| {
+                match codec::decode::<Record>(&k, &v).and_then(|r| {
                     if r.seq == seq {
-                        Ok(())
+                        Ok(r)
                     } else {
                         Err(format!("record says seq {} under key {seq}", r.seq))
                     }
                 }) {
-                    bad = Some((seq, reason));
-                    break;
+                    Ok(record) => replay
+                        .record(&record)
+                        .map_err(|reason| JournalError::Replay { seq, reason })?,
+                    Err(reason) => {
+                        bad = Some((seq, reason));
+                        break;
+                    }
                 }
                 last_good = seq;
                 expect = seq + 1;
@@ -328,6 +378,16 @@ impl Journal {
             } else {
                 0
             };
+            if self.inner.opts.repair {
+                // A checkpoint at or past the cut claims records that are gone.
+                for item in self.inner.checkpoints.range(key(at_seq)..) {
+                    let (k, _) = item.map_err(JournalError::io("reading checkpoints"))?;
+                    self.inner
+                        .checkpoints
+                        .remove(k)
+                        .map_err(JournalError::io("removing a checkpoint past the cut"))?;
+                }
+            }
             report.cut = Some(Cut {
                 at_seq,
                 reason,
@@ -489,8 +549,14 @@ impl Journal {
         self.inner
             .db
             .flush()
-            .map(|_| ())
-            .map_err(JournalError::io("flushing"))
+            .map_err(JournalError::io("flushing"))?;
+        if let Some(f) = &self.inner.log_file {
+            f.sync_data().map_err(|e| JournalError::Io {
+                op: "syncing the log",
+                source: sled::Error::Io(e),
+            })?;
+        }
+        Ok(())
     }
 
     /// Reads up to `limit` records with `seq >= from`, stopping at the durable tip.

@@ -28,7 +28,8 @@ pub mod subscribe;
 
 pub use error::JournalError;
 pub use journal::{
-    CheckpointInfo, Cut, Journal, JournalStats, OpenOptions, OpenReport, Problem, VerifyReport,
+    CheckpointInfo, Cut, Journal, JournalStats, OpenOptions, OpenReport, Problem, Replay,
+    VerifyReport,
 };
 pub use record::{Checkpoint, Draft, Record, StreamRef};
 pub use subscribe::{SubEvent, Subscription};

@@ -142,7 +142,7 @@ impl Config {
             .checkpoint_every
             .or(file.journal.checkpoint_every)
             .unwrap_or(10_000);
-        let subscriber_buffer = file.journal.subscriber_buffer.unwrap_or(8192);
+        let subscriber_buffer = file.journal.subscriber_buffer.unwrap_or(131_072);
         if subscriber_buffer == 0 {
             bail!("journal.subscriber_buffer must be at least 1");
         }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use berth_actors::RuntimeConfig;
 use berth_http::{ApiConfig, Listeners};
-use berth_journal::Journal;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -127,7 +126,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let journal_dir = config.root.join("journal");
-    let (journal, open) = Journal::open(
+    // One pass: verify the journal and replay it into the state together.
+    let recovered = berth_actors::open_and_recover(
         &journal_dir,
         berth_journal::OpenOptions {
             cache_bytes: config.cache_bytes,
@@ -135,8 +135,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             repair: true,
         },
     )
-    .with_context(|| format!("opening the journal in {}", journal_dir.display()))?;
-    if let Some(cut) = &open.cut {
+    .with_context(|| {
+        format!(
+            "opening and replaying the journal in {}",
+            journal_dir.display()
+        )
+    })?;
+    let journal = recovered.journal.clone();
+    if let Some(cut) = &recovered.report.open.cut {
         tracing::error!(
             at_seq = cut.at_seq,
             reason = %cut.reason,
@@ -148,8 +154,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("opening the content store and snapshotter")?;
     tracing::info!(snapshotter = stores.snapshotter.name(), "storage ready");
     let handles = berth_actors::start(
-        journal.clone(),
-        open,
+        recovered,
         RuntimeConfig {
             checkpoint_every: config.checkpoint_every,
             max_batch: config.max_batch,
@@ -161,7 +166,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         stores,
     )
     .await
-    .context("recovering state from the journal")?;
+    .context("starting from the recovered state")?;
     let unix = bind_socket(&config.socket)?;
     let tcp = match &config.tcp {
         Some(addr) => {
