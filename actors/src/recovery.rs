@@ -62,11 +62,98 @@ pub struct Recovered {
     pub report: RecoveryReport,
 }
 
+/// Records handed to the apply thread at a time.
+const REPLAY_BATCH: usize = 512;
+
+type ApplyResult = Result<(State, u64), (u64, String)>;
+
+/// Replays while the journal verifies: the journal's thread reads, checks and decodes
+/// envelopes; a second thread decodes events and applies them, so the two halves of
+/// the work overlap.
 struct Replayer {
-    state: State,
+    /// The state until the first record; then the apply thread owns it.
+    state: Option<State>,
     checkpoint_seq: Option<u64>,
     checkpoint_rejected: Option<String>,
-    replayed: u64,
+    batch: Vec<berth_journal::Record>,
+    worker: Option<(
+        std::sync::mpsc::SyncSender<Vec<berth_journal::Record>>,
+        std::thread::JoinHandle<ApplyResult>,
+    )>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn apply_loop(
+    mut state: State,
+    rx: std::sync::mpsc::Receiver<Vec<berth_journal::Record>>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> ApplyResult {
+    let mut replayed = 0u64;
+    while let Ok(batch) = rx.recv() {
+        for record in batch {
+            match Event::decode(&record.topic, record.schema, &record.payload, record.at) {
+                Ok(event) => {
+                    state.apply_at(record.seq, &event);
+                    replayed += 1;
+                }
+                Err(e) => {
+                    failed.store(true, std::sync::atomic::Ordering::Release);
+                    return Err((record.seq, e.to_string()));
+                }
+            }
+        }
+    }
+    Ok((state, replayed))
+}
+
+impl Replayer {
+    fn send_batch(&mut self) -> Result<(), String> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        if self.worker.is_none() {
+            let (tx, rx) = std::sync::mpsc::sync_channel(8);
+            let state = self.state.take().unwrap_or_default();
+            let failed = self.failed.clone();
+            let handle = std::thread::Builder::new()
+                .name("berth-replay".into())
+                .spawn(move || apply_loop(state, rx, failed))
+                .map_err(|e| format!("cannot start the replay thread: {e}"))?;
+            self.worker = Some((tx, handle));
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(REPLAY_BATCH));
+        if let Some((tx, _)) = &self.worker {
+            // A closed channel means the apply thread stopped on an error; `finish`
+            // reports it.
+            let _ = tx.send(batch);
+        }
+        Ok(())
+    }
+
+    /// The final state and how many records were applied.
+    fn finish(mut self) -> Result<(State, u64, Option<u64>, Option<String>), RecoveryError> {
+        self.send_batch()
+            .map_err(|reason| RecoveryError::Replay { seq: 0, reason })?;
+        let (state, replayed) = match self.worker.take() {
+            None => (self.state.take().unwrap_or_default(), 0),
+            Some((tx, handle)) => {
+                drop(tx);
+                handle
+                    .join()
+                    .map_err(|_| RecoveryError::Replay {
+                        seq: 0,
+                        reason: "the replay thread panicked".into(),
+                    })?
+                    .map_err(|(seq, reason)| RecoveryError::Replay { seq, reason })?
+            }
+        };
+        Ok((
+            state,
+            replayed,
+            self.checkpoint_seq,
+            self.checkpoint_rejected,
+        ))
+    }
 }
 
 impl berth_journal::Replay for Replayer {
@@ -74,7 +161,7 @@ impl berth_journal::Replay for Replayer {
         let Some(cp) = cp else { return 0 };
         match State::from_checkpoint(&cp.data) {
             Ok(s) if s.seq == cp.seq => {
-                self.state = s;
+                self.state = Some(s);
                 self.checkpoint_seq = Some(cp.seq);
                 cp.seq
             }
@@ -90,11 +177,14 @@ impl berth_journal::Replay for Replayer {
         }
     }
 
-    fn record(&mut self, record: &berth_journal::Record) -> Result<(), String> {
-        let event = Event::decode(&record.topic, record.schema, &record.payload, record.at)
-            .map_err(|e| e.to_string())?;
-        self.state.apply_at(record.seq, &event);
-        self.replayed += 1;
+    fn record(&mut self, record: berth_journal::Record) -> Result<(), String> {
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("an earlier record could not be replayed".into());
+        }
+        self.batch.push(record);
+        if self.batch.len() >= REPLAY_BATCH {
+            self.send_batch()?;
+        }
         Ok(())
     }
 }
@@ -108,29 +198,43 @@ pub fn open_and_recover(
 ) -> Result<Recovered, RecoveryError> {
     let started = Instant::now();
     let mut replayer = Replayer {
-        state: State::new(),
+        state: Some(State::new()),
         checkpoint_seq: None,
         checkpoint_rejected: None,
-        replayed: 0,
+        batch: Vec::with_capacity(REPLAY_BATCH),
+        worker: None,
+        failed: Default::default(),
     };
-    let (journal, open) = Journal::open_with(path, opts, &mut replayer).map_err(|e| match e {
-        JournalError::Replay { seq, reason } => RecoveryError::Replay { seq, reason },
-        other => RecoveryError::Journal(other),
-    })?;
-    if let Some(reason) = &replayer.checkpoint_rejected {
+    let opened = Journal::open_with(path, opts, &mut replayer);
+    // Join the apply thread first: its error names the record that could not be
+    // decoded, which is better than the journal's "an earlier record" message.
+    let finished = replayer.finish();
+    let (journal, open) = match opened {
+        Ok(j) => j,
+        Err(JournalError::Replay { .. }) => {
+            finished?;
+            return Err(RecoveryError::Replay {
+                seq: 0,
+                reason: "replay failed".into(),
+            });
+        }
+        Err(other) => return Err(RecoveryError::Journal(other)),
+    };
+    let (state, replayed, checkpoint_seq, checkpoint_rejected) = finished?;
+    if let Some(reason) = &checkpoint_rejected {
         tracing::warn!(%reason, "not using the newest checkpoint; replayed from the start");
     }
     let report = RecoveryReport {
         open,
-        checkpoint_seq: replayer.checkpoint_seq,
-        checkpoint_rejected: replayer.checkpoint_rejected,
-        replayed: replayer.replayed,
-        seq: replayer.state.seq,
+        checkpoint_seq,
+        checkpoint_rejected,
+        replayed,
+        seq: state.seq,
         took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     Ok(Recovered {
         journal,
-        state: replayer.state,
+        state,
         report,
     })
 }

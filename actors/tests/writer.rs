@@ -315,3 +315,41 @@ fn retry_locked(
     }
     panic!("journal stayed locked");
 }
+
+#[test]
+fn single_pass_recovery_refuses_an_event_it_cannot_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (journal, _) = open(dir.path());
+        let mut drafts = Vec::new();
+        for i in 0..1500 {
+            let e = created(&format!("n{i}"));
+            drafts.push(Draft {
+                at: chrono::Utc::now(),
+                namespace: e.namespace().to_string(),
+                stream: StreamRef::new("namespace", format!("n{i}")),
+                topic: e.topic().into(),
+                schema: e.schema(),
+                payload: e.encode_payload(),
+            });
+        }
+        drafts.push(Draft {
+            at: chrono::Utc::now(),
+            namespace: "default".into(),
+            stream: StreamRef::new("container", "c1"),
+            topic: "container.teleported".into(),
+            schema: 1,
+            payload: vec![0x80],
+        });
+        journal.append_batch(drafts).unwrap();
+        journal.close().unwrap();
+    }
+    let err = match berth_actors::open_and_recover(dir.path(), OpenOptions::default()) {
+        Ok(_) => panic!("recovery accepted an undecodable event"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("1501") && err.contains("container.teleported"),
+        "{err}"
+    );
+}

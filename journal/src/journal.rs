@@ -153,7 +153,7 @@ pub trait Replay {
     fn checkpoint(&mut self, checkpoint: Option<&Checkpoint>) -> u64;
     /// Given each verified record after that, in order. An error aborts the open (the
     /// record is intact but the replayer cannot use it).
-    fn record(&mut self, record: &Record) -> std::result::Result<(), String>;
+    fn record(&mut self, record: Record) -> std::result::Result<(), String>;
 }
 
 /// A [`Replay`] that takes the checkpoint and ignores the records.
@@ -163,7 +163,7 @@ impl Replay for VerifyOnly {
     fn checkpoint(&mut self, checkpoint: Option<&Checkpoint>) -> u64 {
         checkpoint.map_or(0, |c| c.seq)
     }
-    fn record(&mut self, _record: &Record) -> std::result::Result<(), String> {
+    fn record(&mut self, _record: Record) -> std::result::Result<(), String> {
         Ok(())
     }
 }
@@ -357,7 +357,7 @@ impl Journal {
                     }
                 }) {
                     Ok(record) => replay
-                        .record(&record)
+                        .record(record)
                         .map_err(|reason| JournalError::Replay { seq, reason })?,
                     Err(reason) => {
                         bad = Some((seq, reason));

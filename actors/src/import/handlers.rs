@@ -48,7 +48,7 @@ impl Handler<RunImport> for ImportActor {
                         (writer.clone(), stores.clone(), lease.clone(), ns.clone());
                     let opts = ImportOptions {
                         name: name.clone(),
-                        ingest_prefix: format!("import-{id}-"),
+                        ingest_prefix: format!("import-{id}"),
                     };
                     let reader = msg.reader;
                     let imported = blocking(move || {
