@@ -8,6 +8,8 @@
 //! - [`bins`]: where the `berthd` and `berth` binaries are (`BERTH_BIN_DIR` or the cargo
 //!   target dir) and running them with a timeout.
 //! - [`raw`]: HTTP by hand over a blocking unix socket, chunked bodies, SSE blocks.
+//! - [`storage`]: test images (`berth-mkimage`), import/export through the client, a
+//!   before/after [`storage::StorageView`] of a daemon's storage (API and disk), mounts.
 //! - helpers here: namespace requests, reading events with a timeout.
 //!
 //! The binaries must be built first: `cargo build --workspace --bins`.
@@ -15,6 +17,7 @@
 pub mod bins;
 pub mod daemon;
 pub mod raw;
+pub mod storage;
 
 use std::time::Duration;
 

@@ -8,11 +8,19 @@ mod bad_input;
 mod cli;
 #[path = "it/events.rs"]
 mod events;
+#[path = "it/image_errors.rs"]
+mod image_errors;
+#[path = "it/images.rs"]
+mod images;
 #[path = "it/lock.rs"]
 mod lock;
 #[path = "it/namespaces.rs"]
 mod namespaces;
 #[path = "it/restart.rs"]
 mod restart;
+#[path = "it/storage_cli.rs"]
+mod storage_cli;
+#[path = "it/storage_gc.rs"]
+mod storage_gc;
 #[path = "it/tcp.rs"]
 mod tcp;

@@ -197,7 +197,40 @@ fn len64(n: usize) -> u64 {
 
 /// The error of a stream that ends early or does not parse as a tar.
 pub(super) fn corrupt(detail: impl Display) -> EngineError {
-    invalid(format!("archive is truncated or corrupt: {detail}"))
+    invalid(format!(
+        "archive is truncated or corrupt: {}",
+        readable(&detail.to_string())
+    ))
+}
+
+/// The tar parser quotes raw header bytes in some errors: keep a message one readable
+/// line (control and undecodable characters become `?`; at most 200 characters).
+fn readable(s: &str) -> String {
+    const MAX: usize = 200;
+    let mut out: String = s
+        .chars()
+        .take(MAX)
+        .map(|c| {
+            if c.is_control() || c == '\u{fffd}' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if s.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The error of an entry header that does not parse; the first one failing means the
+/// input is not a tar at all (the parser's own words would quote its bytes).
+fn bad_header(n: u64, e: io::Error) -> EngineError {
+    if n == 0 && e.kind() != io::ErrorKind::UnexpectedEof {
+        return corrupt("the data is not a tar archive (its first header does not parse)");
+    }
+    corrupt(e)
 }
 
 /// Copies exactly `size` bytes; fewer means the archive is cut short.
@@ -274,7 +307,7 @@ fn scan<R: Read>(reader: R, sink: &mut Sink<'_>) -> Result<Scanned> {
     {
         let entries = archive.entries().map_err(corrupt)?;
         for (n, entry) in (0u64..).zip(entries) {
-            let mut entry = entry.map_err(corrupt)?;
+            let mut entry = entry.map_err(|e| bad_header(n, e))?;
             let path = entry.path().map_err(corrupt)?.into_owned();
             let parts = normalise(&path)?;
             let kind = entry.header().entry_type();

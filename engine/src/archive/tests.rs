@@ -908,13 +908,16 @@ fn truncated_archives_are_refused() {
 
     // Empty input, and bytes that are not a tar.
     rejected(&s3, b"", None, "truncated or corrupt", &BTreeSet::new());
-    rejected(
+    let msg = rejected(
         &s3,
         &[7u8; 2048],
         None,
         "truncated or corrupt",
         &BTreeSet::new(),
     );
+    // Said in words, not by quoting the bytes.
+    assert!(msg.contains("not a tar archive"), "{msg}");
+    assert!(!msg.chars().any(char::is_control), "{msg:?}");
 }
 
 #[test]

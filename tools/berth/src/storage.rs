@@ -190,10 +190,12 @@ pub async fn image(
                         vec![
                             i.name.clone(),
                             short(&i.target.digest),
+                            // `…image.manifest.v1+json` → `manifest`, `…index.v1+json`
+                            // → `index`, docker's `…manifest.list.v2+json` → `list`.
                             i.target
                                 .media_type
                                 .rsplit('.')
-                                .next()
+                                .nth(1)
                                 .unwrap_or("")
                                 .to_string(),
                             i.updated_at.format("%Y-%m-%d %H:%M:%S").to_string(),
