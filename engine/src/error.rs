@@ -57,6 +57,9 @@ pub enum EngineError {
         /// Its id.
         id: String,
     },
+    /// Missing object, with a message of its own (e.g. what exists instead).
+    #[error("{0}")]
+    Missing(String),
     /// Duplicate object.
     #[error("{kind} {id:?} already exists")]
     AlreadyExists {
@@ -84,7 +87,7 @@ impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
-            EngineError::NotFound { .. } => ErrorKind::NotFound,
+            EngineError::NotFound { .. } | EngineError::Missing(_) => ErrorKind::NotFound,
             EngineError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             EngineError::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
             EngineError::Unavailable(_) => ErrorKind::Unavailable,

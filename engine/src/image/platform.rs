@@ -282,7 +282,8 @@ fn is_image_entry(d: &Descriptor) -> bool {
 /// the order). Entries without a platform are taken only when no entry with one
 /// matches (containerd's order); the caller checks the chosen image's config
 /// platform. Attestations, artifacts and nested indexes are never chosen. If nothing
-/// suits, the error is [`EngineError::NotFound`] and lists what the index offers.
+/// suits, the error is [`EngineError::Missing`] (kind NotFound) and lists what the
+/// index offers.
 pub fn select<'a>(index: &'a Index, wanted: &Platform) -> Result<&'a Descriptor> {
     let mut best: Option<((u8, u32, u8), &'a Descriptor)> = None;
     for d in index.manifests().iter().filter(|d| is_image_entry(d)) {
@@ -318,17 +319,14 @@ pub fn select<'a>(index: &'a Index, wanted: &Platform) -> Result<&'a Descriptor>
                 .map(|p| Platform::from_oci(p).to_string())
         })
         .collect();
-    Err(EngineError::NotFound {
-        kind: "image for platform",
-        id: format!(
-            "{wanted}; the index offers {}",
-            if offered.is_empty() {
-                "no runnable image".to_string()
-            } else {
-                offered.join(", ")
-            }
-        ),
-    })
+    Err(EngineError::Missing(format!(
+        "the image has no variant for platform {wanted}; it offers {}",
+        if offered.is_empty() {
+            "no runnable image".to_string()
+        } else {
+            offered.join(", ")
+        }
+    )))
 }
 
 #[cfg(test)]
