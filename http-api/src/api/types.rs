@@ -304,3 +304,11 @@ pub struct GcReport {
     /// Milliseconds.
     pub took_ms: u64,
 }
+
+/// `PUT /v1/content/{digest}/labels` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsRequest {
+    /// The labels (replacing the current ones).
+    pub labels: Labels,
+}

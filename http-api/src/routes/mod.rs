@@ -55,6 +55,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/snapshots"),
     ("get", "/v1/content"),
     ("get", "/v1/content/{digest}"),
+    ("put", "/v1/content/{digest}/labels"),
     ("post", "/v1/gc"),
     ("get", "/v1/system/df"),
 ];
@@ -100,6 +101,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/snapshots", web::get().to(storage::snapshots))
             .route("/content", web::get().to(storage::content))
             .route("/content/{digest}", web::get().to(storage::blob))
+            .route(
+                "/content/{digest}/labels",
+                web::put().to(storage::set_labels),
+            )
             .route("/gc", web::post().to(storage::gc))
             .route("/system/df", web::get().to(storage::df)),
     )

@@ -137,6 +137,40 @@ fn tokio_util_stream(
     })
 }
 
+/// `PUT /v1/content/{digest}/labels`: replaces the blob's labels.
+pub async fn set_labels(
+    state: web::Data<AppState>,
+    digest: web::Path<String>,
+    q: web::Query<NsQuery>,
+    body: web::Json<LabelsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ns = namespace_of(&q)?;
+    let digest = Digest::parse(&digest)?;
+    let writer = &state.handles.writer;
+    let events = berth_engine::decide(
+        &writer.state().read(),
+        berth_engine::Command::SetContentLabels {
+            namespace: ns,
+            digest: digest.clone(),
+            labels: body.into_inner().labels,
+        },
+    )?;
+    writer.append(events).await?;
+    let s = writer.state().read();
+    let c = s.storage.content.get(&digest).ok_or_else(|| {
+        ApiError(EngineError::NotFound {
+            kind: "blob",
+            id: digest.to_string(),
+        })
+    })?;
+    Ok(HttpResponse::Ok().json(ContentView {
+        digest: c.digest.to_string(),
+        size: c.size,
+        labels: c.labels.clone(),
+        committed_at: c.committed_at,
+    }))
+}
+
 /// `POST /v1/gc`.
 pub async fn gc(
     state: web::Data<AppState>,

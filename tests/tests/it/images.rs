@@ -534,3 +534,61 @@ async fn images_survive_kill_9() {
         strings(&bb.chain_ids)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blob_labels_are_journaled_and_survive_a_restart() {
+    use berth_http::api::types::{ContentView, LabelsRequest};
+    use hyper::Method;
+    let mut d = TestDaemon::start();
+    let c = d.client();
+    let (bb_file, bb) = build_image(d.dir(), ImageKind::Busybox, Format::OciArchive, None);
+    import(&c, &bb_file, "").await;
+    let digest = bb.config_digest.to_string();
+    let mut labels = berth_engine::ids::Labels::new();
+    labels.insert("owner".into(), "ops".into());
+    let v: ContentView = c
+        .call(
+            Method::PUT,
+            &format!("/v1/content/{digest}/labels"),
+            Some(&LabelsRequest {
+                labels: labels.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.labels, labels);
+    // Bad input is refused and changes nothing.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let err = c
+        .call::<ContentView>(
+            Method::PUT,
+            &format!("/v1/content/{missing}/labels"),
+            Some(&LabelsRequest {
+                labels: labels.clone(),
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("NotFound"), "{err}");
+    let mut empty_key = berth_engine::ids::Labels::new();
+    empty_key.insert(String::new(), "x".into());
+    let err = c
+        .call::<ContentView>(
+            Method::PUT,
+            &format!("/v1/content/{digest}/labels"),
+            Some(&LabelsRequest { labels: empty_key }),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("InvalidArgument"), "{err}");
+
+    d.kill_9();
+    d.restart();
+    let listed = content(&c).await;
+    let blob = listed.iter().find(|b| b.digest == digest).unwrap();
+    assert_eq!(blob.labels, labels);
+    assert!(journal(&c)
+        .await
+        .iter()
+        .any(|r| r.topic == "content.labels_set"));
+}

@@ -75,6 +75,13 @@ enum ContentCommand {
     /// List blobs
     #[command(visible_alias = "list")]
     Ls,
+    /// Replace a blob's labels
+    Label {
+        /// The blob
+        digest: String,
+        /// Labels KEY=VALUE (none: clear them)
+        labels: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +189,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Content(ContentCommand::Ls) => {
             crate::storage::content(&client(&cli)?, cli.json).await
+        }
+        Command::Content(ContentCommand::Label { digest, labels }) => {
+            let labels = parse_labels(labels)?;
+            crate::storage::label(&client(&cli)?, namespace(&cli), cli.json, digest, labels).await
         }
         Command::Gc => crate::storage::gc(&client(&cli)?, namespace(&cli), cli.json).await,
         Command::System(SystemCommand::Df) => crate::storage::df(&client(&cli)?, cli.json).await,

@@ -305,6 +305,29 @@ pub async fn content(client: &Client, as_json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+pub async fn label(
+    client: &Client,
+    ns: &str,
+    as_json: bool,
+    digest: &str,
+    labels: berth_engine::ids::Labels,
+) -> anyhow::Result<i32> {
+    let v: ContentView = client
+        .call(
+            Method::PUT,
+            &format!("/v1/content/{}/labels?{}", encode_path(digest), q(ns)),
+            Some(&LabelsRequest { labels }),
+        )
+        .await?;
+    if as_json {
+        json(&v)?;
+    } else {
+        let l: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("{} {}", v.digest, l.join(","));
+    }
+    Ok(0)
+}
+
 pub async fn gc(client: &Client, ns: &str, as_json: bool) -> anyhow::Result<i32> {
     let r: GcReport = client
         .call(Method::POST, &format!("/v1/gc?{}", q(ns)), None::<&()>)
