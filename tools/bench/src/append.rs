@@ -110,7 +110,7 @@ fn open_fresh(dir: &tempfile::TempDir) -> anyhow::Result<Journal> {
         dir.path().join("journal"),
         OpenOptions {
             // berthd's defaults.
-            subscriber_buffer: 8192,
+            subscriber_buffer: 131_072,
             ..OpenOptions::default()
         },
     )

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use crate::common::{cpu, ms, per_sec, r2, thousands, writer_event};
 
 /// berthd's default `journal.subscriber_buffer`.
-const DAEMON_SUBSCRIBER_BUFFER: usize = 8192;
+const DAEMON_SUBSCRIBER_BUFFER: usize = 131_072;
 
 /// Options of `fanout`.
 #[derive(Debug, clap::Args)]
@@ -39,7 +39,7 @@ pub struct Args {
     /// Events per append call of each writer task
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Per-subscriber live buffer(s), in records, one run each [default: berthd's 8192,
+    /// Per-subscriber live buffer(s), in records, one run each [default: berthd's 131072,
     /// then, if anything was lost, one run with a buffer larger than --events]
     #[arg(long, value_delimiter = ',')]
     buffer: Vec<usize>,

@@ -7,6 +7,8 @@
 //!   measurement runs in a fresh child process.
 //! - `fanout`: the real API in-process; N events written through the writer, fanned out
 //!   over SSE to S subscribers; counts what each received.
+//! - `unpack`: layer unpack time of a multi-layer gzip and zstd image, berth's
+//!   `apply_layer` against `tar -x` of the same layers, side by side.
 //!
 //! Every benchmark works in its own temporary directory, prints human-readable results,
 //! then one final JSON line with the same figures.
@@ -15,6 +17,7 @@ mod append;
 mod common;
 mod fanout;
 mod replay;
+mod unpack;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +38,8 @@ enum Command {
     Replay(replay::Args),
     /// SSE fan-out of N events to S subscribers through the real API.
     Fanout(fanout::Args),
+    /// Unpack time of a multi-layer gzip and zstd image: berth's apply_layer vs tar -x.
+    Unpack(unpack::Args),
     /// (internal) One recovery measurement, run by `replay` in a fresh process.
     #[command(hide = true)]
     ReplayChild(replay::ChildArgs),
@@ -45,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Command::Append(a) => append::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Fanout(a) => fanout::run(a),
+        Command::Unpack(a) => unpack::run(a),
         Command::ReplayChild(a) => replay::child(a),
     }
 }

@@ -71,11 +71,11 @@ pub struct ChildArgs {
     cache_mb: u64,
 }
 
-/// berthd's defaults (8192-record subscriber buffers), with the sled cache given.
+/// berthd's defaults (131072-record subscriber buffers), with the sled cache given.
 fn options(cache_mb: u64) -> OpenOptions {
     OpenOptions {
         cache_bytes: cache_mb * 1024 * 1024,
-        subscriber_buffer: 8192,
+        subscriber_buffer: 131_072,
         repair: true,
     }
 }
