@@ -4,19 +4,15 @@
 //! meanwhile; the plan itself reads only small JSON blobs, so this is quick.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::time::Instant;
 
-use berth_engine::content::{IngestManager, Manager, Provider};
+use berth_engine::content::{IngestManager, Manager};
 use berth_engine::event::{ContentDeleted, Event, GcCompleted, SnapshotRemoved};
 use berth_engine::ids::{Digest, NamespaceName};
 use berth_engine::EngineError;
 
 use crate::storage::{blocking, Stores};
 use crate::WriterHandle;
-
-/// Largest blob the marking reads (manifests, indexes and configs are small).
-const MAX_DOCUMENT: u64 = 8 << 20;
 
 /// Collects everything nothing references; returns what was done (also journaled as
 /// `gc.completed`).
@@ -40,15 +36,7 @@ pub async fn collect(
             .into_iter()
             .map(|i| (i.reference, i.expected))
             .collect();
-        let read = |d: &Digest| -> Option<Vec<u8>> {
-            let blob = st.content.open(d).ok()?;
-            if blob.size() > MAX_DOCUMENT {
-                return None;
-            }
-            let mut buf = Vec::new();
-            blob.into_file().read_to_end(&mut buf).ok()?;
-            Some(buf)
-        };
+        let read = |d: &Digest| st.read_document(d).ok();
         let plan = berth_engine::gc::plan(&state, &[], &blobs, &storage, &ingests, &read);
         Ok((plan, sizes))
     })

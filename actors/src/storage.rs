@@ -68,6 +68,29 @@ impl Stores {
         })
     }
 
+    /// Reads a small document blob (manifest, index, config) whole; larger than
+    /// [`berth_engine::archive::MAX_DOCUMENT_SIZE`] is refused (such blobs are layers,
+    /// never documents).
+    pub fn read_document(
+        &self,
+        digest: &berth_engine::ids::Digest,
+    ) -> Result<Vec<u8>, EngineError> {
+        use berth_engine::content::Provider;
+        use std::io::Read;
+        let blob = self.content.open(digest)?;
+        if blob.size() > berth_engine::archive::MAX_DOCUMENT_SIZE {
+            return Err(EngineError::InvalidArgument(format!(
+                "blob {digest} is {} bytes: too large for a manifest, index or config",
+                blob.size()
+            )));
+        }
+        let mut buf = Vec::new();
+        blob.into_file()
+            .read_to_end(&mut buf)
+            .map_err(|e| EngineError::Internal(format!("reading blob {digest}: {e}")))?;
+        Ok(buf)
+    }
+
     /// Takes the content gate.
     pub fn gate(&self) -> std::sync::MutexGuard<'_, ()> {
         self.content_gate.lock().unwrap_or_else(|p| p.into_inner())

@@ -19,16 +19,10 @@ fn mailbox(_: actix::MailboxError) -> EngineError {
 }
 
 fn read_blob(stores: &Stores, digest: &Digest) -> Result<Vec<u8>, EngineError> {
-    use std::io::Read;
-    let blob = stores.content.open(digest).map_err(|e| match e.kind() {
+    stores.read_document(digest).map_err(|e| match e.kind() {
         ErrorKind::NotFound => EngineError::InvalidArgument(format!("blob {digest} is missing")),
         _ => e,
-    })?;
-    let mut buf = Vec::new();
-    blob.into_file()
-        .read_to_end(&mut buf)
-        .map_err(|e| EngineError::Internal(format!("reading blob {digest}: {e}")))?;
-    Ok(buf)
+    })
 }
 
 /// The manifest and config for `platform` under `target` (following an index).

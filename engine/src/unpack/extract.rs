@@ -426,22 +426,8 @@ impl Extractor {
             }
             Err(e) => return Err(fs_err(path, "mkdir", e)),
         }
-        fchownat(
-            parent,
-            os(name),
-            Some(meta.uid),
-            Some(meta.gid),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| fs_err(path, "chown", e))?;
         // `name` was just made or checked to be a directory: nothing to follow.
-        fchmodat(
-            parent,
-            os(name),
-            Mode::from_bits_truncate(meta.mode),
-            FchmodatFlags::FollowSymlink,
-        )
-        .map_err(|e| fs_err(path, "chmod", e))?;
+        own_and_mode(parent, name, meta, path)?;
         self.xattrs_at(parent, name, path)?;
         self.dir_times.push(DirTimes {
             path: path.to_vec(),
@@ -549,22 +535,8 @@ impl Extractor {
         let perm = Mode::from_bits_truncate(meta.mode & 0o777);
         replacing(parent, name, || mknodat(parent, os(name), kind, perm, dev))
             .map_err(|e| fs_err(path, "mknod", e))?;
-        fchownat(
-            parent,
-            os(name),
-            Some(meta.uid),
-            Some(meta.gid),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| fs_err(path, "chown", e))?;
         // `name` is the node just made, not a symlink.
-        fchmodat(
-            parent,
-            os(name),
-            Mode::from_bits_truncate(meta.mode),
-            FchmodatFlags::FollowSymlink,
-        )
-        .map_err(|e| fs_err(path, "chmod", e))?;
+        own_and_mode(parent, name, meta, path)?;
         self.xattrs_at(parent, name, path)?;
         utimensat(
             parent,
@@ -816,6 +788,31 @@ pub(crate) fn stream_err(path: &[u8], e: &io::Error) -> EngineError {
         "layer entry {:?}: reading its data failed: {e}; the layer is corrupt or truncated",
         show(path)
     ))
+}
+
+/// Sets owner, then mode (chown clears setuid/setgid, so the mode goes second) of
+/// `name` in `parent`, which the caller knows is not a symlink.
+fn own_and_mode(
+    parent: BorrowedFd<'_>,
+    name: &[u8],
+    meta: &Meta,
+    path: &[u8],
+) -> Result<(), EngineError> {
+    fchownat(
+        parent,
+        os(name),
+        Some(meta.uid),
+        Some(meta.gid),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| fs_err(path, "chown", e))?;
+    fchmodat(
+        parent,
+        os(name),
+        Mode::from_bits_truncate(meta.mode),
+        FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| fs_err(path, "chmod", e))
 }
 
 #[cfg(test)]

@@ -196,16 +196,7 @@ pub async fn df(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let st = state.handles.writer.state().read().clone();
     let stores = state.handles.stores.clone();
     let df = web::block(move || {
-        let read = |d: &Digest| -> Option<Vec<u8>> {
-            use std::io::Read;
-            let b = stores.content.open(d).ok()?;
-            if b.size() > 8 << 20 {
-                return None;
-            }
-            let mut v = Vec::new();
-            b.into_file().read_to_end(&mut v).ok()?;
-            Some(v)
-        };
+        let read = |d: &Digest| stores.read_document(d).ok();
         let (live_content, live_snaps) = berth_engine::gc::mark(&st, &[], &read);
         let mut out = Df {
             images: DfLine::default(),
