@@ -16,7 +16,7 @@ use crate::storage::Stores;
 use crate::supervisor::Supervisor;
 use crate::WriterHandle;
 
-pub use unpack::{manifest_digest, resolve, unpack_image};
+pub use unpack::{resolve, unpack_image};
 
 /// One import's actor.
 pub struct ImportActor {

@@ -25,12 +25,13 @@ fn read_blob(stores: &Stores, digest: &Digest) -> Result<Vec<u8>, EngineError> {
     })
 }
 
-/// The manifest and config for `platform` under `target` (following an index).
+/// The manifest (with its digest) and config for `platform` under `target`
+/// (following an index).
 pub fn resolve(
     stores: &Stores,
     target: &Target,
     platform: &Platform,
-) -> Result<(image::Manifest, Config), EngineError> {
+) -> Result<(Digest, image::Manifest, Config), EngineError> {
     let mut media_type = target.media_type.clone();
     let mut digest = target.digest.clone();
     for _ in 0..4 {
@@ -44,7 +45,7 @@ pub fn resolve(
             Parsed::Manifest(m) => {
                 let config = Config::parse(&read_blob(stores, &m.config().digest)?)?;
                 config.check_manifest(&m)?;
-                return Ok((m, config));
+                return Ok((digest, m, config));
             }
         }
     }
@@ -52,19 +53,6 @@ pub fn resolve(
         "image {} nests indexes too deeply",
         target.digest
     )))
-}
-
-/// The digest of the manifest `target` resolves to for `platform`.
-pub fn manifest_digest(
-    stores: &Stores,
-    target: &Target,
-    platform: &Platform,
-) -> Result<Digest, EngineError> {
-    let bytes = read_blob(stores, &target.digest)?;
-    match image::parse(Some(&target.media_type), &bytes)? {
-        Parsed::Index(index) => image::descriptor_digest(index.select(platform)?),
-        Parsed::Manifest(_) => Ok(target.digest.clone()),
-    }
 }
 
 /// Unpacks every layer of the image at `target` (for `platform`) that is not already
@@ -82,7 +70,7 @@ pub async fn unpack_image(
     platform: &Platform,
 ) -> Result<(), EngineError> {
     let (st, t, p) = (stores.clone(), target.clone(), platform.clone());
-    let (manifest, config) = blocking(move || resolve(&st, &t, &p)).await?;
+    let (_, manifest, config) = blocking(move || resolve(&st, &t, &p)).await?;
     let chain = config.chain_ids();
     let diff_ids = config.diff_ids().to_vec();
     let mut parent: Option<String> = None;

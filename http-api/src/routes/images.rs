@@ -78,13 +78,10 @@ pub async fn inspect(
     let stores = state.handles.stores.clone();
     let target = image.target.clone();
     let platform = Platform::host();
-    let (manifest, config, manifest_digest) = web::block(move || {
-        let (m, c) = berth_actors::import::resolve(&stores, &target, &platform)?;
-        let md = berth_actors::import::manifest_digest(&stores, &target, &platform)?;
-        Ok::<_, EngineError>((m, c, md))
-    })
-    .await
-    .map_err(|e| ApiError(EngineError::Internal(e.to_string())))??;
+    let (manifest_digest, manifest, config) =
+        web::block(move || berth_actors::import::resolve(&stores, &target, &platform))
+            .await
+            .map_err(|e| ApiError(EngineError::Internal(e.to_string())))??;
     let chain: Vec<String> = config.chain_ids().iter().map(ToString::to_string).collect();
     let s = state.handles.writer.state().read();
     let unpacked = chain.iter().all(|c| s.storage.snapshot(&ns, c).is_some());
