@@ -145,6 +145,27 @@ pub fn disk_usage(root: &Path) -> Result<Usage, EngineError> {
     Ok(usage)
 }
 
+/// Creates the storage of snapshot `id` under `snapshots` (`<snapshots>/<id>`): `build`
+/// fills a temporary directory, which is then renamed, so a crash never leaves a
+/// half-made snapshot under its real id.
+pub(crate) fn create_storage(
+    snapshots: &Path,
+    id: SnapshotId,
+    build: impl FnOnce(&Path) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let dir = snapshots.join(id.to_string());
+    if dir.exists() {
+        return Err(EngineError::AlreadyExists {
+            kind: "snapshot storage",
+            id: id.to_string(),
+        });
+    }
+    let tmp = snapshots.join(format!(".new-{id}"));
+    remove_tree(&tmp)?;
+    build(&tmp)?;
+    std::fs::rename(&tmp, &dir).map_err(io_err("renaming", &tmp))
+}
+
 /// Removes a directory tree; a missing one is fine.
 pub(crate) fn remove_tree(path: &Path) -> Result<(), EngineError> {
     match std::fs::remove_dir_all(path) {

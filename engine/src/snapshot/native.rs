@@ -14,7 +14,9 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 
-use super::{io_err, numeric_dirs, remove_tree, Kind, SnapshotId, Snapshotter, Usage};
+use super::{
+    create_storage, io_err, numeric_dirs, remove_tree, Kind, SnapshotId, Snapshotter, Usage,
+};
 use crate::mount::Mount;
 use crate::unpack::WhiteoutMode;
 use crate::EngineError;
@@ -44,16 +46,7 @@ impl Native {
     }
 
     fn create(&self, id: SnapshotId, parent: Option<SnapshotId>) -> Result<(), EngineError> {
-        let dir = self.dir(id);
-        if dir.exists() {
-            return Err(EngineError::AlreadyExists {
-                kind: "snapshot storage",
-                id: id.to_string(),
-            });
-        }
-        let tmp = self.root.join("snapshots").join(format!(".new-{id}"));
-        remove_tree(&tmp)?;
-        match parent {
+        create_storage(&self.root.join("snapshots"), id, |tmp| match parent {
             Some(p) => {
                 let src = self.dir(p);
                 if !src.is_dir() {
@@ -62,15 +55,14 @@ impl Native {
                         id: p.to_string(),
                     });
                 }
-                copy_tree(&src, &tmp)?;
+                copy_tree(&src, tmp)
             }
             None => {
-                std::fs::create_dir_all(&tmp).map_err(io_err("creating", &tmp))?;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-                    .map_err(io_err("chmod", &tmp))?;
+                std::fs::create_dir_all(tmp).map_err(io_err("creating", tmp))?;
+                std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755))
+                    .map_err(io_err("chmod", tmp))
             }
-        }
-        std::fs::rename(&tmp, &dir).map_err(io_err("renaming", &tmp))
+        })
     }
 }
 

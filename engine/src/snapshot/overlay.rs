@@ -11,7 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{io_err, numeric_dirs, remove_tree, Kind, SnapshotId, Snapshotter, Usage};
+use super::{
+    create_storage, io_err, numeric_dirs, remove_tree, Kind, SnapshotId, Snapshotter, Usage,
+};
 use crate::mount::Mount;
 use crate::unpack::WhiteoutMode;
 use crate::EngineError;
@@ -53,22 +55,13 @@ impl Overlay {
     }
 
     fn create(&self, id: SnapshotId, work: bool) -> Result<(), EngineError> {
-        let dir = self.dir(id);
-        if dir.exists() {
-            return Err(EngineError::AlreadyExists {
-                kind: "snapshot storage",
-                id: id.to_string(),
-            });
-        }
-        // Build in a temporary name and rename, so a crash never leaves a half-made
-        // snapshot under its real id.
-        let tmp = self.root.join("snapshots").join(format!(".new-{id}"));
-        remove_tree(&tmp)?;
-        std::fs::create_dir_all(tmp.join("fs")).map_err(io_err("creating", &tmp))?;
-        if work {
-            std::fs::create_dir_all(tmp.join("work")).map_err(io_err("creating", &tmp))?;
-        }
-        std::fs::rename(&tmp, &dir).map_err(io_err("renaming", &tmp))
+        create_storage(&self.root.join("snapshots"), id, |tmp| {
+            std::fs::create_dir_all(tmp.join("fs")).map_err(io_err("creating", tmp))?;
+            if work {
+                std::fs::create_dir_all(tmp.join("work")).map_err(io_err("creating", tmp))?;
+            }
+            Ok(())
+        })
     }
 
     fn check_parents(&self, parents: &[SnapshotId]) -> Result<(), EngineError> {

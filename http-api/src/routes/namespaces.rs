@@ -10,7 +10,7 @@ use crate::api::error::ApiError;
 use crate::api::types::{
     CreateNamespaceRequest, Deleted, NamespaceList, NamespaceResponse, NamespaceView,
 };
-use crate::routes::AppState;
+use crate::routes::{mailbox, AppState};
 
 fn view(ns: &Namespace) -> NamespaceView {
     NamespaceView {
@@ -18,12 +18,6 @@ fn view(ns: &Namespace) -> NamespaceView {
         labels: ns.labels.clone(),
         created_at: ns.created_at,
     }
-}
-
-fn mailbox(_: actix::MailboxError) -> ApiError {
-    ApiError(EngineError::Unavailable(
-        "the supervisor is not running".into(),
-    ))
 }
 
 /// `GET /v1/namespaces`.
