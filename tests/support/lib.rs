@@ -15,6 +15,7 @@
 //! The binaries must be built first: `cargo build --workspace --bins`.
 
 pub mod bins;
+pub mod cli;
 pub mod daemon;
 pub mod raw;
 pub mod storage;

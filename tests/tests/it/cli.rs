@@ -1,51 +1,8 @@
 //! The `berth` CLI against a real daemon, and offline on a stopped daemon's root.
 
-use std::process::Output;
-
 use berth_tests::bins::berth;
+use berth_tests::cli::{fails, json, ok};
 use berth_tests::TestDaemon;
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts success and returns stdout.
-#[track_caller]
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {}; stderr: {}",
-        out.status,
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-/// Asserts a failure reported as one `berth: ` line on stderr (and nothing on stdout);
-/// returns that line.
-#[track_caller]
-fn fails(what: &str, out: Output) -> String {
-    let err = stderr(&out);
-    assert!(
-        !out.status.success(),
-        "{what}: succeeded; stdout: {}",
-        stdout(&out)
-    );
-    assert_ne!(out.status.code(), Some(0), "{what}");
-    assert!(out.stdout.is_empty(), "{what}: stdout: {}", stdout(&out));
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{what}: stderr: {err}");
-    assert!(lines[0].starts_with("berth: "), "{what}: stderr: {err}");
-    lines[0].to_string()
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
 
 #[test]
 fn version_and_namespaces() {

@@ -1,47 +1,9 @@
 //! The `berth` CLI's storage commands against a real daemon: image import, ls, inspect,
 //! tag, export, rm; snapshot ls; content ls; system df; gc.
 
-use std::process::Output;
-
+use berth_tests::cli::{fails_with_1 as fails, json, ok};
 use berth_tests::storage::*;
 use berth_tests::TestDaemon;
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Asserts success and returns stdout.
-#[track_caller]
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {}; stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout(&out)
-}
-
-/// Asserts exit 1 with one `berth: ` line on stderr and nothing on stdout; returns it.
-#[track_caller]
-fn fails(what: &str, out: Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{what}: stdout {}",
-        stdout(&out)
-    );
-    assert!(out.stdout.is_empty(), "{what}: stdout: {}", stdout(&out));
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{what}: stderr: {err}");
-    assert!(lines[0].starts_with("berth: "), "{what}: stderr: {err}");
-    lines[0].to_string()
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
 
 /// The rows of a table (header first), split on runs of spaces.
 fn rows(text: &str) -> Vec<Vec<String>> {
