@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::container::{ContainerConfig, ContainerId, ExitStatus};
 use crate::ids::{Digest, ImageName, Labels, NamespaceName};
 use crate::snapshot::{Kind, SnapshotId};
 
@@ -31,6 +32,8 @@ pub enum StreamKind {
     Import,
     /// A garbage collection run.
     Gc,
+    /// A container.
+    Container,
 }
 
 impl StreamKind {
@@ -44,6 +47,7 @@ impl StreamKind {
             StreamKind::Lease => "lease",
             StreamKind::Import => "import",
             StreamKind::Gc => "gc",
+            StreamKind::Container => "container",
         }
     }
 }
@@ -289,6 +293,138 @@ pub struct GcCompleted {
     pub took_ms: u64,
 }
 
+/// Intent: a container is being created (its snapshot prepared, its bundle written).
+/// The outcome is `container.created` or `container.create_failed`; an intent without
+/// outcome is rolled back at recovery.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerCreateRequested {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id.
+    pub id: ContainerId,
+    /// Name (unique in the namespace).
+    pub name: String,
+    /// Everything it is created with.
+    pub config: Box<ContainerConfig>,
+    /// Key of its active snapshot (the rootfs).
+    pub snapshot_key: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A container event that carries nothing but its subject and time (created, start,
+/// pause and resume intents and outcomes, deleted).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerRef {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id.
+    pub id: ContainerId,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// An operation on a container failed (create, start, stop, kill, pause, resume, delete).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerFailed {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id.
+    pub id: ContainerId,
+    /// The operation (`create`, `start`, …).
+    pub action: String,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A container's process is running.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerStarted {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id.
+    pub id: ContainerId,
+    /// Host pid of its init process.
+    pub pid: u32,
+    /// Pid of its shim.
+    pub shim_pid: u32,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Intent: stop a container (the stop signal now, SIGKILL after the timeout). The
+/// outcome is `container.exited`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerStopRequested {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id.
+    pub id: ContainerId,
+    /// The stop signal.
+    pub signal: i32,
+    /// Seconds before SIGKILL.
+    pub timeout_secs: u64,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A signal for a container: the intent (`container.kill_requested`) and its outcome
+/// (`container.signaled`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerSignal {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id.
+    pub id: ContainerId,
+    /// Signal number.
+    pub signal: i32,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A container's process ended.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerExited {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id.
+    pub id: ContainerId,
+    /// How it ended.
+    pub exit: ExitStatus,
+    /// What berth knows beyond the status (e.g. `shim lost`), if anything.
+    pub reason: Option<String>,
+}
+
+/// A container will be restarted by its restart policy after `delay_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerRestartScheduled {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id.
+    pub id: ContainerId,
+    /// Which restart this is (1 for the first).
+    pub attempt: u32,
+    /// Back-off before it.
+    pub delay_ms: u64,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Intent: delete a container (stop its shim, unmount, remove bundle and snapshot).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerDeleteRequested {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id.
+    pub id: ContainerId,
+    /// A running container is killed first.
+    pub force: bool,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// Why a stored event could not be decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
@@ -414,6 +550,42 @@ events! {
     ImportFailed(ImportFailed) => "image.import.failed", schema 1;
     /// A garbage collection completed.
     GcCompleted(GcCompleted) => "gc.completed", schema 1;
+    /// A container is being created (intent).
+    ContainerCreateRequested(ContainerCreateRequested) => "container.create_requested", schema 1;
+    /// A container was created (outcome).
+    ContainerCreated(ContainerRef) => "container.created", schema 1;
+    /// Creating a container failed; it is gone.
+    ContainerCreateFailed(ContainerFailed) => "container.create_failed", schema 1;
+    /// A container is being started (intent).
+    ContainerStartRequested(ContainerRef) => "container.start_requested", schema 1;
+    /// A container started (outcome).
+    ContainerStarted(ContainerStarted) => "container.started", schema 1;
+    /// Starting a container failed (outcome).
+    ContainerStartFailed(ContainerFailed) => "container.start_failed", schema 1;
+    /// A container is being stopped (intent; the outcome is `container.exited`).
+    ContainerStopRequested(ContainerStopRequested) => "container.stop_requested", schema 1;
+    /// A signal is being sent to a container (intent).
+    ContainerKillRequested(ContainerSignal) => "container.kill_requested", schema 1;
+    /// A signal was delivered (outcome).
+    ContainerSignaled(ContainerSignal) => "container.signaled", schema 1;
+    /// A container is being paused (intent).
+    ContainerPauseRequested(ContainerRef) => "container.pause_requested", schema 1;
+    /// A container was paused (outcome).
+    ContainerPaused(ContainerRef) => "container.paused", schema 1;
+    /// A container is being resumed (intent).
+    ContainerResumeRequested(ContainerRef) => "container.resume_requested", schema 1;
+    /// A container was resumed (outcome).
+    ContainerResumed(ContainerRef) => "container.resumed", schema 1;
+    /// A stop, kill, pause or resume failed (outcome).
+    ContainerRequestFailed(ContainerFailed) => "container.request_failed", schema 1;
+    /// A container's process exited.
+    ContainerExited(ContainerExited) => "container.exited", schema 1;
+    /// A restart was scheduled by the restart policy.
+    ContainerRestartScheduled(ContainerRestartScheduled) => "container.restart_scheduled", schema 1;
+    /// A container is being deleted (intent).
+    ContainerDeleteRequested(ContainerDeleteRequested) => "container.delete_requested", schema 1;
+    /// A container was deleted (outcome).
+    ContainerDeleted(ContainerRef) => "container.deleted", schema 1;
 }
 
 impl Event {
@@ -438,6 +610,23 @@ impl Event {
             Event::ImportCompleted(e) => &e.namespace,
             Event::ImportFailed(e) => &e.namespace,
             Event::GcCompleted(e) => &e.namespace,
+            Event::ContainerCreateRequested(e) => &e.namespace,
+            Event::ContainerCreated(e)
+            | Event::ContainerStartRequested(e)
+            | Event::ContainerPauseRequested(e)
+            | Event::ContainerPaused(e)
+            | Event::ContainerResumeRequested(e)
+            | Event::ContainerResumed(e)
+            | Event::ContainerDeleted(e) => &e.namespace,
+            Event::ContainerCreateFailed(e)
+            | Event::ContainerStartFailed(e)
+            | Event::ContainerRequestFailed(e) => &e.namespace,
+            Event::ContainerStarted(e) => &e.namespace,
+            Event::ContainerStopRequested(e) => &e.namespace,
+            Event::ContainerKillRequested(e) | Event::ContainerSignaled(e) => &e.namespace,
+            Event::ContainerExited(e) => &e.namespace,
+            Event::ContainerRestartScheduled(e) => &e.namespace,
+            Event::ContainerDeleteRequested(e) => &e.namespace,
         }
     }
 
@@ -463,6 +652,36 @@ impl Event {
             Event::ImportCompleted(e) => (K::Import, e.id.clone()),
             Event::ImportFailed(e) => (K::Import, e.id.clone()),
             Event::GcCompleted(_) => (K::Gc, "gc".to_string()),
+            _ => (
+                K::Container,
+                self.container_id()
+                    .map(ContainerId::to_string)
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// The container this event is about, if it is a container event.
+    pub fn container_id(&self) -> Option<&ContainerId> {
+        match self {
+            Event::ContainerCreateRequested(e) => Some(&e.id),
+            Event::ContainerCreated(e)
+            | Event::ContainerStartRequested(e)
+            | Event::ContainerPauseRequested(e)
+            | Event::ContainerPaused(e)
+            | Event::ContainerResumeRequested(e)
+            | Event::ContainerResumed(e)
+            | Event::ContainerDeleted(e) => Some(&e.id),
+            Event::ContainerCreateFailed(e)
+            | Event::ContainerStartFailed(e)
+            | Event::ContainerRequestFailed(e) => Some(&e.id),
+            Event::ContainerStarted(e) => Some(&e.id),
+            Event::ContainerStopRequested(e) => Some(&e.id),
+            Event::ContainerKillRequested(e) | Event::ContainerSignaled(e) => Some(&e.id),
+            Event::ContainerExited(e) => Some(&e.id),
+            Event::ContainerRestartScheduled(e) => Some(&e.id),
+            Event::ContainerDeleteRequested(e) => Some(&e.id),
+            _ => None,
         }
     }
 

@@ -75,6 +75,12 @@ pub fn mark(
 ) -> (HashSet<Digest>, HashSet<(NamespaceName, String)>) {
     let (mut live_content, mut live_snaps) = leased(state);
     live_snaps.extend(extra_snapshots.iter().cloned());
+    live_snaps.extend(
+        state
+            .containers
+            .values()
+            .map(|c| (c.namespace.clone(), c.snapshot_key.clone())),
+    );
     for (ns, images) in &state.storage.images {
         for img in images.values() {
             let mut stack = vec![(

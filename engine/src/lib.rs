@@ -28,12 +28,20 @@
 //! - [`archive`]: image archives: [`archive::import`] of OCI image-layout and `docker save`
 //!   tars (one streaming pass into the content store, then checks and naming) and
 //!   [`archive::export`] of images as a deterministic OCI image-layout tar.
+//! - [`container`]: a container's validated configuration, ids, restart policy, exit.
+//! - [`oci`]: the OCI runtime spec (`config.json`) generated from an image config and a
+//!   container configuration, with secure defaults (capabilities, seccomp, masked paths).
+//! - [`runtime`]: the OCI runtime behind a trait; [`runtime::Runc`] by default.
+//! - [`shim`]: berth-shim's library: control protocol, server, launch, client.
+//! - [`logs`]: container logs in the CRI format: writer with rotation, reader with tail,
+//!   since and follow.
 //! - [`decide`]: the pure [`decide`] of a [`Command`] against a [`State`], returning the
 //!   events to append or the reason it is refused.
 
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod container;
 pub mod content;
 pub mod decide;
 pub mod error;
@@ -41,7 +49,11 @@ pub mod event;
 pub mod gc;
 pub mod ids;
 pub mod image;
+pub mod logs;
 pub mod mount;
+pub mod oci;
+pub mod runtime;
+pub mod shim;
 pub mod snapshot;
 pub mod state;
 pub mod unpack;

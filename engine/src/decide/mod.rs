@@ -1,11 +1,13 @@
 //! The pure decision: a [`Command`] against a [`State`] gives the events to append, or
 //! the reason it is refused. No IO, no clock (times come in the command).
 
+pub mod container;
 mod namespace;
 mod storage;
 
 use chrono::{DateTime, Utc};
 
+use crate::container::{ContainerConfig, ContainerId};
 use crate::event::Event;
 use crate::event::{LeaseResource, Target};
 use crate::ids::{Digest, ImageName, Labels, NamespaceName};
@@ -154,6 +156,81 @@ pub enum Command {
         /// Lease id.
         id: String,
     },
+    /// Create a container (intent; the actor prepares its snapshot and bundle).
+    CreateContainer {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Its new id.
+        id: ContainerId,
+        /// Its name (default: the short id).
+        name: Option<String>,
+        /// Its configuration.
+        config: Box<ContainerConfig>,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Start a created or stopped container.
+    StartContainer {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Id.
+        id: ContainerId,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Stop a container: `signal`, then SIGKILL after `timeout_secs`.
+    StopContainer {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Id.
+        id: ContainerId,
+        /// Stop signal.
+        signal: i32,
+        /// Seconds before SIGKILL.
+        timeout_secs: u64,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Send a signal to a container.
+    KillContainer {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Id.
+        id: ContainerId,
+        /// Signal.
+        signal: i32,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Pause a container.
+    PauseContainer {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Id.
+        id: ContainerId,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Resume a paused container.
+    ResumeContainer {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Id.
+        id: ContainerId,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Delete a container (`force`: even a running one).
+    DeleteContainer {
+        /// Namespace.
+        namespace: NamespaceName,
+        /// Id.
+        id: ContainerId,
+        /// Kill a running container first.
+        force: bool,
+        /// Now.
+        at: DateTime<Utc>,
+    },
 }
 
 /// Decides a command against the state.
@@ -224,6 +301,37 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<Event>> {
             resource,
         } => storage::add_lease_resource(state, namespace, id, resource),
         Command::DeleteLease { namespace, id } => storage::delete_lease(state, namespace, id),
+        Command::CreateContainer {
+            namespace,
+            id,
+            name,
+            config,
+            at,
+        } => container::create(state, namespace, id, name, config, at),
+        Command::StartContainer { namespace, id, at } => container::start(state, namespace, id, at),
+        Command::StopContainer {
+            namespace,
+            id,
+            signal,
+            timeout_secs,
+            at,
+        } => container::stop(state, namespace, id, signal, timeout_secs, at),
+        Command::KillContainer {
+            namespace,
+            id,
+            signal,
+            at,
+        } => container::kill(state, namespace, id, signal, at),
+        Command::PauseContainer { namespace, id, at } => container::pause(state, namespace, id, at),
+        Command::ResumeContainer { namespace, id, at } => {
+            container::resume(state, namespace, id, at)
+        }
+        Command::DeleteContainer {
+            namespace,
+            id,
+            force,
+            at,
+        } => container::delete(state, namespace, id, force, at),
     }
 }
 

@@ -53,6 +53,9 @@ pub(super) fn delete(state: &State, name: NamespaceName) -> Result<Vec<Event>> {
     if st.imports.values().any(|i| i.namespace == name) {
         held.push("imports in progress");
     }
+    if state.containers.values().any(|c| c.namespace == name) {
+        held.push("containers");
+    }
     if !held.is_empty() {
         return Err(EngineError::FailedPrecondition(format!(
             "namespace {name:?} is not empty: it holds {}",

@@ -159,6 +159,17 @@ pub(super) fn delete_image(
             id: name.to_string(),
         });
     }
+    if let Some(c) = state
+        .containers
+        .values()
+        .find(|c| c.namespace == namespace && c.config.image == name)
+    {
+        return Err(EngineError::FailedPrecondition(format!(
+            "image {name} is used by container {} ({}); delete the container first",
+            c.name,
+            c.id.short()
+        )));
+    }
     Ok(vec![Event::ImageDeleted(ImageDeleted { namespace, name })])
 }
 

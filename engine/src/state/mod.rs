@@ -2,6 +2,7 @@
 //! dispatches each event to its aggregate's module, where one `match` holds every
 //! transition of that aggregate.
 
+pub mod container;
 mod namespace;
 pub mod storage;
 
@@ -12,12 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 use crate::ids::NamespaceName;
 
+pub use container::{Container, Containers, Status};
 pub use namespace::Namespace;
 pub use storage::{ContentRecord, Image, Import, Lease, Snapshot, Storage};
 
 /// Version of the checkpoint encoding of [`State`]. A checkpoint of another version is
 /// ignored (recovery replays the journal from the start instead).
-pub const STATE_SCHEMA: u16 = 2;
+pub const STATE_SCHEMA: u16 = 3;
 
 /// Everything berth knows, derived from the journal.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -28,6 +30,8 @@ pub struct State {
     pub namespaces: BTreeMap<NamespaceName, Namespace>,
     /// Content, images, snapshots, leases, imports.
     pub storage: Storage,
+    /// Containers by id.
+    pub containers: Containers,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -74,6 +78,34 @@ impl State {
         }
         Ok(form.state)
     }
+
+    /// The container `id`, if it exists in `ns`.
+    pub fn container(
+        &self,
+        ns: &NamespaceName,
+        id: &crate::container::ContainerId,
+    ) -> Option<&Container> {
+        self.containers.get(id).filter(|c| &c.namespace == ns)
+    }
+
+    /// Finds a container of `ns` by full id, name, or unique id prefix (as Docker).
+    pub fn find_container(&self, ns: &NamespaceName, key: &str) -> crate::Result<&Container> {
+        let in_ns = || self.containers.values().filter(move |c| &c.namespace == ns);
+        if let Some(c) = in_ns().find(|c| c.id.as_str() == key || c.name == key) {
+            return Ok(c);
+        }
+        let mut matches = in_ns().filter(|c| !key.is_empty() && c.id.as_str().starts_with(key));
+        match (matches.next(), matches.next()) {
+            (Some(c), None) => Ok(c),
+            (Some(_), Some(_)) => Err(crate::EngineError::InvalidArgument(format!(
+                "container id prefix {key:?} is ambiguous; give more characters"
+            ))),
+            _ => Err(crate::EngineError::NotFound {
+                kind: "container",
+                id: key.to_string(),
+            }),
+        }
+    }
 }
 
 /// Applies one event. Infallible: an event is a fact that already happened; one that
@@ -83,6 +115,7 @@ pub fn apply(state: &mut State, event: &Event) {
         Event::NamespaceCreated(_) | Event::NamespaceDeleted(_) => {
             namespace::apply(&mut state.namespaces, event)
         }
+        e if e.container_id().is_some() => container::apply(&mut state.containers, e),
         _ => storage::apply(state, event),
     }
 }

@@ -268,6 +268,6 @@ pub(super) fn apply(state: &mut State, event: &Event) {
             st.imports.remove(&e.id);
         }
         Event::GcCompleted(_) => {}
-        Event::NamespaceCreated(_) | Event::NamespaceDeleted(_) => {}
+        _ => {}
     }
 }

@@ -1,0 +1,413 @@
+//! Decisions about containers: each command checks the container's status with the
+//! `can_*` predicates of [`crate::state::Status`] and yields the intent event. Outcomes
+//! (started, exited, …) are facts the container actor records as they happen.
+
+use chrono::{DateTime, Utc};
+
+use crate::container::{ContainerConfig, ContainerId};
+use crate::event::{
+    ContainerCreateRequested, ContainerDeleteRequested, ContainerRef, ContainerSignal,
+    ContainerStopRequested, Event,
+};
+use crate::ids::{validate_labels, validate_name, NamespaceName};
+use crate::state::{Container, State, Status};
+use crate::{EngineError, Result};
+
+/// The key of a container's active snapshot.
+pub fn snapshot_key(id: &ContainerId) -> String {
+    format!("container-{id}")
+}
+
+fn existing<'a>(state: &'a State, ns: &NamespaceName, id: &ContainerId) -> Result<&'a Container> {
+    state
+        .container(ns, id)
+        .ok_or_else(|| EngineError::NotFound {
+            kind: "container",
+            id: id.to_string(),
+        })
+}
+
+fn refuse(c: &Container, what: &str) -> EngineError {
+    let detail = match c.pending.as_deref() {
+        Some(op) => format!("{} ({op} in progress)", c.status.as_str()),
+        None => c.status.as_str().to_string(),
+    };
+    EngineError::FailedPrecondition(format!(
+        "cannot {what} container {}: it is {detail}",
+        c.name
+    ))
+}
+
+fn busy(c: &Container) -> bool {
+    matches!(c.pending.as_deref(), Some("create" | "delete"))
+}
+
+pub(super) fn create(
+    state: &State,
+    namespace: NamespaceName,
+    id: ContainerId,
+    name: Option<String>,
+    config: Box<ContainerConfig>,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>> {
+    if !state.namespaces.contains_key(&namespace) {
+        return Err(EngineError::NotFound {
+            kind: "namespace",
+            id: namespace.to_string(),
+        });
+    }
+    if state.containers.contains_key(&id) {
+        return Err(EngineError::AlreadyExists {
+            kind: "container",
+            id: id.to_string(),
+        });
+    }
+    let name = name.unwrap_or_else(|| id.short().to_string());
+    validate_name("container", &name)?;
+    validate_labels(&config.labels)?;
+    if state
+        .containers
+        .values()
+        .any(|c| c.namespace == namespace && c.name == name)
+    {
+        return Err(EngineError::AlreadyExists {
+            kind: "container",
+            id: name,
+        });
+    }
+    if state.storage.image(&namespace, &config.image).is_none() {
+        return Err(EngineError::NotFound {
+            kind: "image",
+            id: config.image.to_string(),
+        });
+    }
+    Ok(vec![Event::ContainerCreateRequested(
+        ContainerCreateRequested {
+            snapshot_key: snapshot_key(&id),
+            namespace,
+            id,
+            name,
+            config,
+            at,
+        },
+    )])
+}
+
+fn reference(namespace: NamespaceName, id: ContainerId, at: DateTime<Utc>) -> ContainerRef {
+    ContainerRef { namespace, id, at }
+}
+
+pub(super) fn start(
+    state: &State,
+    namespace: NamespaceName,
+    id: ContainerId,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>> {
+    let c = existing(state, &namespace, &id)?;
+    if !c.status.can_start() || busy(c) || c.pending.as_deref() == Some("start") {
+        return Err(refuse(c, "start"));
+    }
+    Ok(vec![Event::ContainerStartRequested(reference(
+        namespace, id, at,
+    ))])
+}
+
+pub(super) fn stop(
+    state: &State,
+    namespace: NamespaceName,
+    id: ContainerId,
+    signal: i32,
+    timeout_secs: u64,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>> {
+    let c = existing(state, &namespace, &id)?;
+    if !c.status.can_stop() || busy(c) {
+        return Err(refuse(c, "stop"));
+    }
+    Ok(vec![Event::ContainerStopRequested(
+        ContainerStopRequested {
+            namespace,
+            id,
+            signal,
+            timeout_secs,
+            at,
+        },
+    )])
+}
+
+pub(super) fn kill(
+    state: &State,
+    namespace: NamespaceName,
+    id: ContainerId,
+    signal: i32,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>> {
+    let c = existing(state, &namespace, &id)?;
+    if !c.status.can_kill() || busy(c) {
+        return Err(refuse(c, "kill"));
+    }
+    Ok(vec![Event::ContainerKillRequested(ContainerSignal {
+        namespace,
+        id,
+        signal,
+        at,
+    })])
+}
+
+pub(super) fn pause(
+    state: &State,
+    namespace: NamespaceName,
+    id: ContainerId,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>> {
+    let c = existing(state, &namespace, &id)?;
+    if !c.status.can_pause() || busy(c) {
+        return Err(refuse(c, "pause"));
+    }
+    Ok(vec![Event::ContainerPauseRequested(reference(
+        namespace, id, at,
+    ))])
+}
+
+pub(super) fn resume(
+    state: &State,
+    namespace: NamespaceName,
+    id: ContainerId,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>> {
+    let c = existing(state, &namespace, &id)?;
+    if !c.status.can_resume() || busy(c) {
+        return Err(refuse(c, "resume"));
+    }
+    Ok(vec![Event::ContainerResumeRequested(reference(
+        namespace, id, at,
+    ))])
+}
+
+pub(super) fn delete(
+    state: &State,
+    namespace: NamespaceName,
+    id: ContainerId,
+    force: bool,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>> {
+    let c = existing(state, &namespace, &id)?;
+    if c.status == Status::Creating {
+        return Err(refuse(c, "delete"));
+    }
+    if !c.status.can_delete() && !force {
+        return Err(EngineError::FailedPrecondition(format!(
+            "cannot delete container {}: it is {}; stop it first or force the deletion",
+            c.name,
+            c.status.as_str()
+        )));
+    }
+    Ok(vec![Event::ContainerDeleteRequested(
+        ContainerDeleteRequested {
+            namespace,
+            id,
+            force,
+            at,
+        },
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    //! Given / when / then, no IO.
+    use super::*;
+    use crate::container::{ExitStatus, Resources, RestartPolicy};
+    use crate::decide::{decide, genesis, Command};
+    use crate::event::{ContainerExited, ContainerStarted, ImageStored, Target};
+    use crate::ids::{Digest, ImageName, Labels};
+
+    fn ns() -> NamespaceName {
+        NamespaceName::default_ns()
+    }
+
+    fn config() -> ContainerConfig {
+        ContainerConfig {
+            image: ImageName::parse("busybox").unwrap(),
+            image_digest: Digest::of_bytes(b"m"),
+            entrypoint: None,
+            cmd: Some(vec!["true".into()]),
+            env: vec![],
+            working_dir: None,
+            user: None,
+            hostname: None,
+            labels: Labels::new(),
+            mounts: vec![],
+            read_only: false,
+            resources: Resources::default(),
+            restart: RestartPolicy::No,
+            runtime: "runc".into(),
+            stop_timeout: 10,
+            stop_signal: None,
+        }
+    }
+
+    fn given(events: &[Event]) -> State {
+        let mut s = State::new();
+        for (i, e) in events.iter().enumerate() {
+            s.apply_at(u64::try_from(i).unwrap() + 1, e);
+        }
+        s
+    }
+
+    fn base() -> Vec<Event> {
+        let now = Utc::now();
+        let mut events = genesis(&State::new(), now);
+        events.push(Event::ImageStored(ImageStored {
+            namespace: ns(),
+            name: ImageName::parse("busybox").unwrap(),
+            target: Target {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: Digest::of_bytes(b"m"),
+                size: 1,
+            },
+            labels: Labels::new(),
+            at: now,
+        }));
+        events
+    }
+
+    fn create_cmd(id: &ContainerId, name: Option<&str>) -> Command {
+        Command::CreateContainer {
+            namespace: ns(),
+            id: id.clone(),
+            name: name.map(str::to_string),
+            config: Box::new(config()),
+            at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn lifecycle() {
+        let id = ContainerId::generate();
+        let mut ev = base();
+        ev.extend(decide(&given(&ev), create_cmd(&id, Some("web"))).unwrap());
+        let s = given(&ev);
+        assert_eq!(s.container(&ns(), &id).unwrap().status, Status::Creating);
+        // Not startable until created.
+        let start = || Command::StartContainer {
+            namespace: ns(),
+            id: id.clone(),
+            at: Utc::now(),
+        };
+        assert!(decide(&s, start()).is_err());
+        ev.push(Event::ContainerCreated(ContainerRef {
+            namespace: ns(),
+            id: id.clone(),
+            at: Utc::now(),
+        }));
+        ev.extend(decide(&given(&ev), start()).unwrap());
+        ev.push(Event::ContainerStarted(ContainerStarted {
+            namespace: ns(),
+            id: id.clone(),
+            pid: 42,
+            shim_pid: 41,
+            at: Utc::now(),
+        }));
+        let s = given(&ev);
+        assert_eq!(
+            s.find_container(&ns(), "web").unwrap().status,
+            Status::Running
+        );
+        assert_eq!(s.find_container(&ns(), &id.as_str()[..6]).unwrap().id, id);
+        let err = decide(&s, start()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::FailedPrecondition);
+        assert!(err.to_string().contains("running"), "{err}");
+        // Running: delete needs force.
+        let del = |force| Command::DeleteContainer {
+            namespace: ns(),
+            id: id.clone(),
+            force,
+            at: Utc::now(),
+        };
+        assert!(decide(&s, del(false)).is_err());
+        assert!(decide(&s, del(true)).is_ok());
+        // Same name again refused; image in use refused.
+        let other = ContainerId::generate();
+        assert_eq!(
+            decide(&s, create_cmd(&other, Some("web")))
+                .unwrap_err()
+                .kind(),
+            crate::ErrorKind::AlreadyExists
+        );
+        let err = decide(
+            &s,
+            Command::DeleteImage {
+                namespace: ns(),
+                name: ImageName::parse("busybox").unwrap(),
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("used by container web"), "{err}");
+        // Exit, then deletion without force.
+        ev.extend(
+            decide(
+                &s,
+                Command::StopContainer {
+                    namespace: ns(),
+                    id: id.clone(),
+                    signal: 15,
+                    timeout_secs: 1,
+                    at: Utc::now(),
+                },
+            )
+            .unwrap(),
+        );
+        ev.push(Event::ContainerExited(ContainerExited {
+            namespace: ns(),
+            id: id.clone(),
+            exit: ExitStatus {
+                code: Some(143),
+                signal: Some(15),
+                oom_killed: false,
+                at: Utc::now(),
+            },
+            reason: None,
+        }));
+        let s = given(&ev);
+        let c = s.container(&ns(), &id).unwrap();
+        assert_eq!(c.status, Status::Stopped);
+        assert!(c.stopped_by_user);
+        assert_eq!(c.pending, None);
+        ev.extend(decide(&s, del(false)).unwrap());
+        ev.push(Event::ContainerDeleted(ContainerRef {
+            namespace: ns(),
+            id: id.clone(),
+            at: Utc::now(),
+        }));
+        assert!(given(&ev).containers.is_empty());
+    }
+
+    #[test]
+    fn unknown_image_and_namespace() {
+        let s = given(&base());
+        let mut cmd = create_cmd(&ContainerId::generate(), None);
+        if let Command::CreateContainer { config, .. } = &mut cmd {
+            config.image = ImageName::parse("nope").unwrap();
+        }
+        assert_eq!(
+            decide(&s, cmd).unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+        let mut cmd = create_cmd(&ContainerId::generate(), Some("bad name"));
+        assert_eq!(
+            decide(&s, cmd.clone()).unwrap_err().kind(),
+            crate::ErrorKind::InvalidArgument
+        );
+        if let Command::CreateContainer {
+            namespace, name, ..
+        } = &mut cmd
+        {
+            *namespace = NamespaceName::parse("ghost").unwrap();
+            *name = None;
+        }
+        assert_eq!(
+            decide(&s, cmd).unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+    }
+}
