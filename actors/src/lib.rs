@@ -10,11 +10,14 @@
 //! - [`namespace`]: the [`NamespaceActor`], one per namespace.
 //! - [`snapshot`]: the [`snapshot::SnapshotActor`], one per snapshot (storage effects).
 //! - [`import`]: the [`import::ImportActor`], one per image import.
+//! - [`container`]: the [`container::ContainerActor`], one per container (lifecycle
+//!   through its shim, restart policy, re-attachment after a restart).
 //! - [`gc`]: garbage collection (plan, then remove; leases protect work in flight).
 //! - [`storage`]: the content store and snapshotter the actors share.
 //! - [`messages`]: every actix message, grouped by recipient.
 //! - [`runtime`]: [`start`] wires it all together and returns [`Handles`].
 
+pub mod container;
 pub mod gc;
 pub mod import;
 pub mod journal_writer;

@@ -171,3 +171,164 @@ pub struct StartImport {
     /// Platform to unpack.
     pub platform: berth_engine::image::Platform,
 }
+
+// ---- containers ----
+
+/// A container and the journal position its view reflects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerReply {
+    /// The container.
+    pub container: berth_engine::state::Container,
+    /// Journal position.
+    pub seq: u64,
+}
+
+/// What a client asks a container to be created with; the image is resolved (and the
+/// configuration completed) by the supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerRequest {
+    /// Image name.
+    pub image: berth_engine::ids::ImageName,
+    /// Entrypoint override.
+    pub entrypoint: Option<Vec<String>>,
+    /// Cmd override.
+    pub cmd: Option<Vec<String>>,
+    /// `KEY=VALUE` pairs (validated).
+    pub env: Vec<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// Labels (validated).
+    pub labels: Labels,
+    /// Mounts (syntax validated; sources are checked at creation).
+    pub mounts: Vec<berth_engine::container::MountSpec>,
+    /// Read-only rootfs.
+    pub read_only: bool,
+    /// Limits (validated).
+    pub resources: berth_engine::container::Resources,
+    /// Restart policy.
+    pub restart: berth_engine::container::RestartPolicy,
+    /// Runtime name (the daemon's default when `None`).
+    pub runtime: Option<String>,
+    /// Stop timeout in seconds.
+    pub stop_timeout: Option<u64>,
+    /// Stop signal name or number.
+    pub stop_signal: Option<String>,
+}
+
+/// Create a container (to the Supervisor): records the intent and returns the new
+/// container's actor, to which [`Provision`] is sent next (see
+/// [`crate::container::create`], which does both).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<crate::container::Created, EngineError>")]
+pub struct CreateContainer {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Name (default: the short id).
+    pub name: Option<String>,
+    /// The request.
+    pub request: ContainerRequest,
+}
+
+/// The actor of an existing container, found by id, name or unique id prefix (to the
+/// Supervisor).
+#[derive(Debug, Clone, Message)]
+#[rtype(
+    result = "Result<(berth_engine::container::ContainerId, actix::Addr<crate::container::ContainerActor>), EngineError>"
+)]
+pub struct GetContainer {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Id, name or id prefix.
+    pub key: String,
+}
+
+/// Re-attach every container to reality after a restart (to the Supervisor).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<ContainersReconciled, EngineError>")]
+pub struct ReconcileContainers;
+
+/// What reconciling containers did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainersReconciled {
+    /// Live shims re-attached.
+    pub reattached: u64,
+    /// Containers found exited (exit recorded from the shim or its record).
+    pub exited: u64,
+    /// Containers whose shim was gone without a record.
+    pub lost: u64,
+    /// Interrupted creations rolled back, deletions finished, starts settled.
+    pub settled: u64,
+}
+
+// ---- to a ContainerActor ----
+
+/// Make the snapshot and bundle after the creation intent.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<ContainerReply, EngineError>")]
+pub struct Provision {
+    /// The image's config (for the runtime spec).
+    pub image_config: berth_engine::image::Config,
+    /// The committed snapshot the rootfs is prepared on (the image's top layer).
+    pub parent: String,
+}
+
+/// Start the container.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<ContainerReply, EngineError>")]
+pub struct StartContainer;
+
+/// Stop the container: its stop signal, SIGKILL after the timeout; answered after it
+/// exited.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<ContainerReply, EngineError>")]
+pub struct StopContainer {
+    /// Seconds before SIGKILL (the container's own when `None`).
+    pub timeout: Option<u64>,
+    /// Signal (the container's stop signal when `None`).
+    pub signal: Option<i32>,
+}
+
+/// Send a signal.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<ContainerReply, EngineError>")]
+pub struct KillContainer {
+    /// Signal number.
+    pub signal: i32,
+}
+
+/// Pause.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<ContainerReply, EngineError>")]
+pub struct PauseContainer;
+
+/// Resume.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<ContainerReply, EngineError>")]
+pub struct ResumeContainer;
+
+/// Answered when the container is not running: its last exit (`None` when it never ran).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<berth_engine::container::ExitStatus>, EngineError>")]
+pub struct WaitContainer;
+
+/// Run a process in the running container.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<berth_engine::shim::proto::ExecOutput, EngineError>")]
+pub struct ExecInContainer(pub berth_engine::shim::proto::ExecRequest);
+
+/// Delete the container (`force`: kill it first when it runs).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<u64, EngineError>")]
+pub struct DeleteContainer {
+    /// Kill a running container first.
+    pub force: bool,
+}
+
+/// Settle the container with reality after a daemon restart.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<ContainersReconciled, EngineError>")]
+pub struct RecoverContainer;

@@ -6,7 +6,9 @@ use berth_engine::EngineError;
 use berth_journal::{Journal, JournalError, OpenReport};
 use chrono::Utc;
 
+use crate::container::ContainerEnv;
 use crate::journal_writer::{SharedState, WriterConfig, WriterHandle};
+use crate::messages::{ContainersReconciled, ReconcileContainers};
 use crate::recovery::{reconcile_storage, Reconciled, Recovered, RecoveryError, RecoveryReport};
 use crate::storage::Stores;
 use crate::supervisor::Supervisor;
@@ -57,6 +59,10 @@ pub struct Handles {
     pub reconciled: Reconciled,
     /// The content store and snapshotter.
     pub stores: Stores,
+    /// Container paths and binaries.
+    pub containers: ContainerEnv,
+    /// What re-attaching containers did.
+    pub containers_reconciled: ContainersReconciled,
 }
 
 /// Why start-up failed.
@@ -81,6 +87,7 @@ pub async fn start(
     recovered: Recovered,
     config: RuntimeConfig,
     stores: Stores,
+    containers: ContainerEnv,
 ) -> Result<Handles, StartError> {
     let Recovered {
         journal,
@@ -113,7 +120,15 @@ pub async fn start(
     if reconciled != Reconciled::default() {
         tracing::warn!(?reconciled, "storage reconciled with the journal");
     }
-    let supervisor = Supervisor::new(writer.clone(), stores.clone()).start();
+    let supervisor = Supervisor::new(writer.clone(), stores.clone(), containers.clone()).start();
+    let containers_reconciled = supervisor
+        .send(ReconcileContainers)
+        .await
+        .map_err(|_| StartError::Reconcile(EngineError::Internal("the supervisor stopped".into())))?
+        .map_err(StartError::Reconcile)?;
+    if containers_reconciled != ContainersReconciled::default() {
+        tracing::info!(?containers_reconciled, "containers re-attached");
+    }
     Ok(Handles {
         journal,
         writer,
@@ -121,5 +136,7 @@ pub async fn start(
         recovery,
         reconciled,
         stores,
+        containers,
+        containers_reconciled,
     })
 }

@@ -7,14 +7,20 @@ use std::collections::HashMap;
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, AtomicResponse, Context, Handler, WrapFuture,
 };
+use berth_engine::container::{ContainerConfig, ContainerId, MountKind, DEFAULT_STOP_TIMEOUT_SECS};
 use berth_engine::ids::NamespaceName;
 use berth_engine::{decide, Command, EngineError};
 use chrono::Utc;
 
+use crate::container::{ContainerActor, ContainerEnv, Created};
 use crate::messages::{
     CollectGarbage, CommitSnapshot, CommitStorage, CountActors, CreateNamespace, DeleteImage,
     DeleteNamespace, Materialize, NamespaceReply, PrepareSnapshot, RemoveSnapshot, RemoveStorage,
     SnapshotReply,
+};
+use crate::messages::{
+    ContainerRequest, ContainersReconciled, CreateContainer, GetContainer, Provision,
+    ReconcileContainers, RecoverContainer,
 };
 use crate::namespace::NamespaceActor;
 use crate::snapshot::SnapshotActor;
@@ -27,17 +33,53 @@ pub struct Supervisor {
     stores: Stores,
     namespaces: HashMap<NamespaceName, Addr<NamespaceActor>>,
     snapshots: HashMap<(NamespaceName, String), Addr<SnapshotActor>>,
+    containers: HashMap<ContainerId, Addr<ContainerActor>>,
+    env: ContainerEnv,
 }
 
 impl Supervisor {
     /// A supervisor over the writer and the stores.
-    pub fn new(writer: WriterHandle, stores: Stores) -> Self {
+    pub fn new(writer: WriterHandle, stores: Stores, env: ContainerEnv) -> Self {
         Supervisor {
             writer,
             stores,
             namespaces: HashMap::new(),
             snapshots: HashMap::new(),
+            containers: HashMap::new(),
+            env,
         }
+    }
+
+    /// The actor of an existing container, spawned if it is not running.
+    fn container(
+        &mut self,
+        ns: &NamespaceName,
+        id: &ContainerId,
+        me: Addr<Supervisor>,
+    ) -> Result<Addr<ContainerActor>, EngineError> {
+        if self.writer.state().read().container(ns, id).is_none() {
+            self.containers.remove(id);
+            return Err(EngineError::NotFound {
+                kind: "container",
+                id: id.to_string(),
+            });
+        }
+        if let Some(addr) = self.containers.get(id) {
+            if addr.connected() {
+                return Ok(addr.clone());
+            }
+        }
+        let addr = ContainerActor::new(
+            ns.clone(),
+            id.clone(),
+            self.env.clone(),
+            self.writer.clone(),
+            self.stores.clone(),
+            me,
+        )
+        .start();
+        self.containers.insert(id.clone(), addr.clone());
+        Ok(addr)
     }
 
     /// The actor of an existing snapshot, spawned if it is not running.
@@ -200,7 +242,8 @@ impl Handler<CountActors> for Supervisor {
     fn handle(&mut self, _msg: CountActors, _ctx: &mut Self::Context) -> usize {
         self.namespaces.retain(|_, a| a.connected());
         self.snapshots.retain(|_, a| a.connected());
-        self.namespaces.len() + self.snapshots.len()
+        self.containers.retain(|_, a| a.connected());
+        self.namespaces.len() + self.snapshots.len() + self.containers.len()
     }
 }
 
@@ -298,7 +341,7 @@ impl Handler<CommitSnapshot> for Supervisor {
                 Ok((addr, seq, name))
             }
             .into_actor(self)
-            .map(move |res, act, _ctx| {
+            .map(move |res: Result<_, EngineError>, act, _ctx| {
                 let (addr, seq, name) = res?;
                 act.snapshots.remove(&(ns.clone(), key));
                 act.snapshots.insert((ns, name), addr);
@@ -382,5 +425,187 @@ impl Handler<CollectGarbage> for Supervisor {
                     res
                 }),
         ))
+    }
+}
+
+impl Supervisor {
+    /// Completes a creation request: resolves the image (manifest digest, config, top
+    /// layer's snapshot), checks mounts and runtime.
+    fn container_config(
+        &self,
+        ns: &NamespaceName,
+        req: ContainerRequest,
+    ) -> Result<(ContainerConfig, Provision), EngineError> {
+        let target = self
+            .writer
+            .state()
+            .read()
+            .storage
+            .image(ns, &req.image)
+            .map(|i| i.target.clone())
+            .ok_or_else(|| EngineError::NotFound {
+                kind: "image",
+                id: req.image.to_string(),
+            })?;
+        let platform = berth_engine::image::Platform::host();
+        let (digest, _manifest, image_config) =
+            crate::import::resolve(&self.stores, &target, &platform)?;
+        let top = image_config.chain_ids().last().cloned().ok_or_else(|| {
+            EngineError::FailedPrecondition(format!("image {} has no layers", req.image))
+        })?;
+        let unpacked = self
+            .writer
+            .state()
+            .read()
+            .storage
+            .snapshot(ns, top.as_str())
+            .is_some_and(|s| s.kind == berth_engine::snapshot::Kind::Committed);
+        if !unpacked {
+            return Err(EngineError::FailedPrecondition(format!(
+                "image {} is not unpacked for {platform}; import or pull it again",
+                req.image
+            )));
+        }
+        for m in &req.mounts {
+            if m.kind == MountKind::Bind && !std::path::Path::new(&m.source).exists() {
+                return Err(EngineError::InvalidArgument(format!(
+                    "bind mount source {:?} does not exist",
+                    m.source
+                )));
+            }
+        }
+        let runtime = req
+            .runtime
+            .clone()
+            .unwrap_or_else(|| self.env.default_runtime.clone());
+        self.env.runtime_binary(&runtime)?;
+        let stop_signal = req
+            .stop_signal
+            .clone()
+            .or_else(|| image_config.stop_signal().map(str::to_string));
+        if let Some(s) = &stop_signal {
+            berth_engine::container::parse_signal(s)?;
+        }
+        let config = ContainerConfig {
+            image: req.image,
+            image_digest: digest,
+            entrypoint: req.entrypoint,
+            cmd: req.cmd,
+            env: req.env,
+            working_dir: req.working_dir,
+            user: req.user,
+            hostname: req.hostname,
+            labels: req.labels,
+            mounts: req.mounts,
+            read_only: req.read_only,
+            resources: req.resources,
+            restart: req.restart,
+            runtime,
+            stop_timeout: req.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_SECS),
+            stop_signal,
+        };
+        Ok((
+            config,
+            Provision {
+                image_config,
+                parent: top.to_string(),
+            },
+        ))
+    }
+}
+
+impl Handler<CreateContainer> for Supervisor {
+    type Result = AtomicResponse<Self, Result<Created, EngineError>>;
+
+    fn handle(&mut self, msg: CreateContainer, ctx: &mut Self::Context) -> Self::Result {
+        let id = ContainerId::generate();
+        let ns = msg.namespace.clone();
+        let decided =
+            self.container_config(&msg.namespace, msg.request)
+                .and_then(|(config, provision)| {
+                    let events = decide(
+                        &self.writer.state().read(),
+                        Command::CreateContainer {
+                            namespace: msg.namespace,
+                            id: id.clone(),
+                            name: msg.name,
+                            config: Box::new(config),
+                            at: Utc::now(),
+                        },
+                    )?;
+                    Ok((events, provision))
+                });
+        let writer = self.writer.clone();
+        let me = ctx.address();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let (events, provision) = decided?;
+                writer.append(events).await?;
+                Ok(provision)
+            }
+            .into_actor(self)
+            .map(move |res: Result<Provision, EngineError>, act, _ctx| {
+                let provision = res?;
+                Ok((act.container(&ns, &id, me)?, provision))
+            }),
+        ))
+    }
+}
+
+impl Handler<GetContainer> for Supervisor {
+    type Result = Result<(ContainerId, Addr<ContainerActor>), EngineError>;
+
+    fn handle(&mut self, msg: GetContainer, ctx: &mut Self::Context) -> Self::Result {
+        let id = self
+            .writer
+            .state()
+            .read()
+            .find_container(&msg.namespace, &msg.key)?
+            .id
+            .clone();
+        let addr = self.container(&msg.namespace, &id, ctx.address())?;
+        Ok((id, addr))
+    }
+}
+
+impl Handler<ReconcileContainers> for Supervisor {
+    type Result = actix::ResponseFuture<Result<ContainersReconciled, EngineError>>;
+
+    fn handle(&mut self, _msg: ReconcileContainers, ctx: &mut Self::Context) -> Self::Result {
+        let all: Vec<(NamespaceName, ContainerId)> = self
+            .writer
+            .state()
+            .read()
+            .containers
+            .values()
+            .map(|c| (c.namespace.clone(), c.id.clone()))
+            .collect();
+        let mut actors = Vec::new();
+        for (ns, id) in all {
+            match self.container(&ns, &id, ctx.address()) {
+                Ok(a) => actors.push((id, a)),
+                Err(e) => tracing::warn!(container = %id, error = %e, "cannot recover container"),
+            }
+        }
+        Box::pin(async move {
+            let mut total = ContainersReconciled::default();
+            for (id, addr) in actors {
+                match addr.send(RecoverContainer).await {
+                    Ok(Ok(r)) => {
+                        total.reattached += r.reattached;
+                        total.exited += r.exited;
+                        total.lost += r.lost;
+                        total.settled += r.settled;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(container = %id, error = %e, "recovering container failed")
+                    }
+                    Err(_) => {
+                        tracing::warn!(container = %id, "container actor stopped while recovering")
+                    }
+                }
+            }
+            Ok(total)
+        })
     }
 }

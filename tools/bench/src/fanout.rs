@@ -167,7 +167,8 @@ fn run_one(
             berth_actors::storage::SnapshotterKind::Native,
         )?;
         let recovered = berth_actors::recover_opened(journal.clone(), open)?;
-        let handles = berth_actors::start(recovered, RuntimeConfig::default(), stores)
+        let env = berth_actors::container::ContainerEnv::new(tmp.path(), &tmp.path().join("state"));
+        let handles = berth_actors::start(recovered, RuntimeConfig::default(), stores, env)
             .await
             .context("starting the actors")?;
         let listener = UnixListener::bind(&sock)?;

@@ -64,6 +64,26 @@ struct FileConfig {
     journal: JournalSection,
     #[serde(default)]
     api: ApiSection,
+    #[serde(default)]
+    containers: ContainersSection,
+    /// OCI runtimes by name: `[runtimes.crun] path = "/usr/bin/crun"`.
+    #[serde(default)]
+    runtimes: std::collections::BTreeMap<String, RuntimeSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContainersSection {
+    shim_binary: Option<PathBuf>,
+    default_runtime: Option<String>,
+    log_max_size_mb: Option<u64>,
+    log_max_files: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeSection {
+    path: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +118,7 @@ pub struct Config {
     pub keepalive_secs: u64,
     pub workers: usize,
     pub snapshotter: berth_actors::storage::SnapshotterKind,
+    pub containers: berth_actors::container::ContainerEnv,
 }
 
 impl Config {
@@ -153,7 +174,28 @@ impl Config {
                 .or(file.snapshotter.as_deref())
                 .unwrap_or("auto"),
         )?;
+        let mut containers = berth_actors::container::ContainerEnv::new(&root, &state);
+        if let Some(shim) = file.containers.shim_binary {
+            containers.shim_binary = shim;
+        }
+        for (name, rt) in file.runtimes {
+            berth_engine::ids::validate_name("runtime", &name)?;
+            containers.runtimes.insert(name, rt.path);
+        }
+        if let Some(d) = file.containers.default_runtime {
+            if !containers.runtimes.contains_key(&d) {
+                bail!("containers.default_runtime {d:?} is not a configured runtime");
+            }
+            containers.default_runtime = d;
+        }
+        if let Some(mb) = file.containers.log_max_size_mb {
+            containers.log_max_size = mb.max(1) * 1024 * 1024;
+        }
+        if let Some(n) = file.containers.log_max_files {
+            containers.log_max_files = n;
+        }
         Ok(Config {
+            containers,
             snapshotter,
             root,
             state,

@@ -164,6 +164,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }),
         },
         stores,
+        config.containers.clone(),
     )
     .await
     .context("starting from the recovered state")?;
