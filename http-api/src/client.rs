@@ -398,6 +398,191 @@ impl Client {
     }
 }
 
+/// `namespace=<ns>`, encoded.
+fn ns_query(ns: &str) -> String {
+    format!("namespace={}", encode_path(ns))
+}
+
+/// `/v1/containers/<key>`, encoded.
+fn container_path(key: &str) -> String {
+    format!("/v1/containers/{}", encode_path(key))
+}
+
+impl Client {
+    /// A request whose answer is streamed (logs, exports): error answers become
+    /// [`ClientError::Api`]; a success is returned as a stream of lines.
+    pub async fn stream_lines(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<LineStream, ClientError> {
+        let res = self.send(method, path, None, &[]).await?;
+        if !res.status().is_success() {
+            return Err(Client::error_of(res).await);
+        }
+        Ok(LineStream {
+            body: res.into_body(),
+            buf: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// `POST /v1/containers`.
+    pub async fn create_container(
+        &self,
+        ns: &str,
+        req: &CreateContainerRequest,
+    ) -> Result<ContainerResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/containers?{}", ns_query(ns)),
+            Some(req),
+        )
+        .await
+    }
+
+    /// `GET /v1/containers?<filters>`; `filters` is a query string such as
+    /// `status=running&label=a%3Db` (encoded), or empty.
+    pub async fn containers(&self, ns: &str, filters: &str) -> Result<ContainerList, ClientError> {
+        let mut path = format!("/v1/containers?{}", ns_query(ns));
+        if !filters.is_empty() {
+            path.push('&');
+            path.push_str(filters);
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/containers/{key}`.
+    pub async fn container(&self, ns: &str, key: &str) -> Result<ContainerView, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("{}?{}", container_path(key), ns_query(ns)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /v1/containers/{key}/<verb>?<query>`: `start`, `stop`, `kill`, `pause`,
+    /// `resume`; `query` is encoded (`timeout=5`, `signal=TERM`) or empty.
+    pub async fn container_verb(
+        &self,
+        ns: &str,
+        key: &str,
+        verb: &str,
+        query: &str,
+    ) -> Result<ContainerResponse, ClientError> {
+        let mut path = format!("{}/{verb}?{}", container_path(key), ns_query(ns));
+        if !query.is_empty() {
+            path.push('&');
+            path.push_str(query);
+        }
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `POST /v1/containers/{key}/wait`.
+    pub async fn wait_container(&self, ns: &str, key: &str) -> Result<WaitResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("{}/wait?{}", container_path(key), ns_query(ns)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /v1/containers/{key}/exec`.
+    pub async fn exec(
+        &self,
+        ns: &str,
+        key: &str,
+        req: &ExecRequestBody,
+    ) -> Result<ExecResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("{}/exec?{}", container_path(key), ns_query(ns)),
+            Some(req),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/containers/{key}?force=`.
+    pub async fn delete_container(
+        &self,
+        ns: &str,
+        key: &str,
+        force: bool,
+    ) -> Result<Deleted, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("{}?{}&force={force}", container_path(key), ns_query(ns)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/containers/{key}/logs?<query>` (`follow=true&format=json&tail=10`…),
+    /// streamed.
+    pub async fn container_logs(
+        &self,
+        ns: &str,
+        key: &str,
+        query: &str,
+    ) -> Result<LineStream, ClientError> {
+        let mut path = format!("{}/logs?{}", container_path(key), ns_query(ns));
+        if !query.is_empty() {
+            path.push('&');
+            path.push_str(query);
+        }
+        self.stream_lines(Method::GET, &path).await
+    }
+}
+
+/// The lines of a streamed answer, as they arrive.
+pub struct LineStream {
+    body: Incoming,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl LineStream {
+    /// The next line without its newline (a last line without one included); `None` at
+    /// the end. A body cut off by the daemon is an error.
+    pub async fn next_line(&mut self) -> Option<Result<Vec<u8>, ClientError>> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                return Some(Ok(line));
+            }
+            if self.done {
+                return (!self.buf.is_empty()).then(|| Ok(std::mem::take(&mut self.buf)));
+            }
+            match self.body.frame().await {
+                None => self.done = true,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(ClientError::Http(format!(
+                        "the stream was cut off: {e}"
+                    ))));
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next line parsed as JSON (an NDJSON stream such as logs with `format=json`).
+    pub async fn next_json<T: DeserializeOwned>(&mut self) -> Option<Result<T, ClientError>> {
+        let line = match self.next_line().await? {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(serde_json::from_slice(&line).map_err(|e| ClientError::Decode(e.to_string())))
+    }
+}
+
 /// Percent-encodes a path segment (names are validated server-side; this only keeps the
 /// request line well formed).
 pub fn encode_path(s: &str) -> String {

@@ -111,6 +111,9 @@ pub async fn run(
     .workers(config.workers.max(1))
     .disable_signals()
     .shutdown_timeout(5)
+    // A client that goes away must be noticed even while a streamed body (logs -f,
+    // events) has nothing to send, so its reader thread ends.
+    .h1_allow_half_closed(false)
     .on_connect(|conn, ext| {
         if conn.downcast_ref::<TcpStream>().is_some() {
             ext.insert(OverTcp);

@@ -33,6 +33,140 @@ fn image_param() -> Value {
     json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "image name, e.g. registry.example.com/app:v1 (slashes allowed)"})
 }
 
+fn container_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "container id, name or unique id prefix"})
+}
+
+fn json_body(schema: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+/// The container operations.
+fn container_paths(std_errors: &Value) -> Value {
+    let verb = |op: &str, summary: &str, extra: Vec<Value>| {
+        let mut params = vec![container_param(), ns_param()];
+        params.extend(extra);
+        json!({"post": {"operationId": op, "summary": summary, "parameters": params,
+            "responses": merge(ok("200", "the container after the change", "ContainerResponse"), std_errors.clone())}})
+    };
+    let flag = |name: &str, description: &str| json!({"name": name, "in": "query", "schema": {"type": "boolean"}, "description": description});
+    json!({
+        "/v1/containers": {
+            "get": {"operationId": "listContainers", "summary": "List the namespace's containers, newest first",
+                "parameters": [ns_param(),
+                    {"name": "status", "in": "query", "schema": {"type": "array", "items": {"$ref": "#/components/schemas/ContainerStatus"}}, "style": "form", "explode": true,
+                        "description": "only containers in one of these statuses (repeatable, or comma-separated)"},
+                    {"name": "label", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true,
+                        "description": "KEY=VALUE: the label has this value; KEY: the label is set (repeatable: all must hold)"}],
+                "responses": merge(ok("200", "containers", "ContainerList"), err_responses(&["400"]))},
+            "post": {"operationId": "createContainer", "summary": "Create a container from an image of the namespace (not started)",
+                "parameters": [ns_param()],
+                "requestBody": json_body("CreateContainer"),
+                "responses": merge(ok("201", "created", "ContainerResponse"), std_errors.clone())}
+        },
+        "/v1/containers/{id}": {
+            "get": {"operationId": "inspectContainer", "summary": "One container, with its configuration",
+                "parameters": [container_param(), ns_param()],
+                "responses": merge(ok("200", "container", "Container"), std_errors.clone())},
+            "delete": {"operationId": "deleteContainer", "summary": "Delete a container, its snapshot, bundle and logs (running: only with force)",
+                "parameters": [container_param(), ns_param(), flag("force", "kill a running container first")],
+                "responses": merge(ok("200", "deleted (deleted is the container id)", "Deleted"), std_errors.clone())}
+        },
+        "/v1/containers/{id}/start": verb("startContainer", "Start a created or stopped container", vec![]),
+        "/v1/containers/{id}/stop": verb("stopContainer", "Send the stop signal, SIGKILL after the timeout; answered once it exited", vec![
+            json!({"name": "timeout", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "seconds before SIGKILL (default: the container's stop_timeout)"}),
+            json!({"name": "signal", "in": "query", "schema": {"type": "string"}, "description": "signal name or number (default: the container's stop signal)"})]),
+        "/v1/containers/{id}/kill": verb("killContainer", "Send a signal to the container's process", vec![
+            json!({"name": "signal", "in": "query", "schema": {"type": "string", "default": "KILL"}, "description": "signal name or number"})]),
+        "/v1/containers/{id}/pause": verb("pauseContainer", "Freeze the container's processes", vec![]),
+        "/v1/containers/{id}/resume": verb("resumeContainer", "Thaw a paused container", vec![]),
+        "/v1/containers/{id}/wait": {"post": {"operationId": "waitContainer", "summary": "Answered when the container is not running: its last exit",
+            "parameters": [container_param(), ns_param()],
+            "responses": merge(ok("200", "exit", "WaitResponse"), std_errors.clone())}},
+        "/v1/containers/{id}/exec": {"post": {"operationId": "execInContainer", "summary": "Run a command in the running container and collect its output",
+            "parameters": [container_param(), ns_param()],
+            "requestBody": json_body("ExecRequest"),
+            "responses": merge(ok("200", "what the command produced", "ExecResponse"), std_errors.clone())}},
+        "/v1/containers/{id}/logs": {"get": {"operationId": "containerLogs",
+            "summary": "The container's output, streamed; with follow, new lines until the container no longer runs",
+            "parameters": [container_param(), ns_param(),
+                flag("follow", "keep streaming until the container no longer runs and its log is read to the end"),
+                {"name": "tail", "in": "query", "schema": {"type": "string"}, "description": "the last N lines, or all (default)"},
+                {"name": "since", "in": "query", "schema": {"type": "string"}, "description": "lines written at or after this time: RFC 3339 or unix seconds"},
+                flag("timestamps", "text format: prefix each line with its RFC 3339 time (nanoseconds)"),
+                flag("stdout", "standard output lines (default true)"),
+                flag("stderr", "standard error lines (default true)"),
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["text", "json"], "default": "text"}, "description": "text: the lines; json: one LogLine object per line (NDJSON)"}],
+            "responses": merge(json!({"200": {"description": "log lines", "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"$ref": "#/components/schemas/LogLine"}}}}}), std_errors.clone())}}
+    })
+}
+
+/// The container schemas.
+fn container_schemas() -> Value {
+    let int = json!({"type": "integer"});
+    let int64 = json!({"type": "integer", "format": "int64"});
+    let string = json!({"type": "string"});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let time = json!({"type": "string", "format": "date-time"});
+    let nullable = |mut v: Value| {
+        v["nullable"] = json!(true);
+        v
+    };
+    json!({
+        "ContainerStatus": {"type": "string", "enum": ["creating", "created", "running", "paused", "restarting", "stopped", "deleting"]},
+        "Mount": {"type": "object", "required": ["type", "destination"], "additionalProperties": false, "properties": {
+            "type": {"type": "string", "enum": ["bind", "tmpfs"]},
+            "source": {"type": "string", "description": "absolute host path (bind only; must exist)"},
+            "destination": {"type": "string", "description": "absolute path in the container"},
+            "readonly": {"type": "boolean", "default": false},
+            "options": {"type": "array", "items": {"type": "string"}, "description": "bind: nosuid, nodev, noexec; tmpfs: size=, mode=, uid=, gid=, nr_inodes=, noexec, nosuid, nodev, exec, suid, dev, ro, rw"}}},
+        "CreateContainer": {"type": "object", "required": ["image"], "additionalProperties": false, "properties": {
+            "name": {"type": "string", "description": "unique in the namespace (default: the short id)"},
+            "image": {"type": "string"},
+            "entrypoint": strings.clone(),
+            "cmd": strings.clone(),
+            "env": {"type": "array", "items": {"type": "string"}, "description": "KEY=VALUE"},
+            "working_dir": string.clone(),
+            "user": {"type": "string", "description": "user[:group], names or numbers"},
+            "hostname": string.clone(),
+            "labels": {"$ref": "#/components/schemas/Labels"},
+            "mounts": {"type": "array", "items": {"$ref": "#/components/schemas/Mount"}},
+            "read_only": {"type": "boolean", "default": false},
+            "memory": {"oneOf": [{"type": "string"}, {"type": "integer", "minimum": 6291456}], "description": "\"512m\" (units b, k, m, g) or bytes; at least 6m"},
+            "cpus": {"oneOf": [{"type": "string"}, {"type": "number"}], "description": "CPUs, e.g. 1.5 or \"1.5\" (0.01 to 1024)"},
+            "cpu_shares": {"type": "integer", "minimum": 2, "maximum": 262144},
+            "pids_limit": {"type": "integer", "format": "int64", "description": "positive, or -1 for no limit"},
+            "restart": {"type": "string", "description": "no (default), always, on-failure, on-failure:N"},
+            "runtime": {"type": "string", "description": "OCI runtime name (default: the daemon's)"},
+            "stop_timeout": {"type": "integer", "minimum": 0},
+            "stop_signal": {"type": "string", "description": "name (TERM, SIGINT, RTMIN+3) or number"}}},
+        "Exit": {"type": "object", "properties": {"code": nullable(int.clone()), "signal": nullable(int.clone()), "oom_killed": {"type": "boolean"}, "at": time.clone()}},
+        "Container": {"type": "object", "properties": {
+            "id": string.clone(), "name": string.clone(), "namespace": string.clone(), "image": string.clone(), "image_digest": string.clone(),
+            "status": {"$ref": "#/components/schemas/ContainerStatus"},
+            "pid": nullable(int.clone()), "shim_pid": nullable(int.clone()),
+            "created_at": time.clone(), "started_at": nullable(time.clone()),
+            "exit": {"allOf": [{"$ref": "#/components/schemas/Exit"}], "nullable": true},
+            "exit_reason": nullable(string.clone()), "restart_count": int.clone(),
+            "restart_policy": {"type": "string", "description": "no, always, on-failure, on-failure:N"},
+            "labels": {"$ref": "#/components/schemas/Labels"},
+            "last_error": nullable(string.clone()), "pending": nullable(string.clone()),
+            "config": {"type": "object", "description": "the configuration it was created with (image resolved to image_digest; resources in OCI units)"}}},
+        "ContainerResponse": {"type": "object", "properties": {"container": {"$ref": "#/components/schemas/Container"}, "seq": int64.clone()}},
+        "ContainerList": {"type": "object", "properties": {"containers": {"type": "array", "items": {"$ref": "#/components/schemas/Container"}}, "seq": int64.clone()}},
+        "WaitResponse": {"type": "object", "properties": {"exit_code": nullable(int.clone()), "signal": nullable(int.clone()), "oom_killed": {"type": "boolean"}, "at": nullable(time.clone())}},
+        "ExecRequest": {"type": "object", "required": ["cmd"], "additionalProperties": false, "properties": {
+            "cmd": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "env": {"type": "array", "items": {"type": "string"}, "description": "KEY=VALUE (default: the container's environment)"},
+            "working_dir": string.clone(),
+            "user": {"type": "string", "description": "uid[:gid], numbers (gid 0 when absent)"}}},
+        "ExecResponse": {"type": "object", "properties": {"exit_code": int.clone(), "stdout": string.clone(), "stderr": string.clone(), "truncated": {"type": "boolean"}}},
+        "LogLine": {"type": "object", "properties": {"at": time, "stream": {"type": "string", "enum": ["stdout", "stderr"]}, "line": string}}
+    })
+}
+
 fn name_param() -> Value {
     json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}})
 }
@@ -40,7 +174,8 @@ fn name_param() -> Value {
 /// The document.
 pub fn document() -> Value {
     let std_errors = err_responses(&["400", "401", "404", "409", "503"]);
-    json!({
+    let containers = container_paths(&std_errors);
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "berth",
@@ -169,7 +304,14 @@ pub fn document() -> Value {
                 "CheckpointTaken": {"type": "object", "properties": {"seq": {"type": "integer", "format": "int64"}}}
             }
         }
-    })
+    });
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.extend(containers.as_object().cloned().unwrap_or_default());
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.extend(container_schemas().as_object().cloned().unwrap_or_default());
+    }
+    doc
 }
 
 #[cfg(test)]

@@ -312,3 +312,272 @@ pub struct LabelsRequest {
     /// The labels (replacing the current ones).
     pub labels: Labels,
 }
+
+// ---- containers ----
+
+/// A number or a string in a request body: `"512m"` or `536870912` for memory, `"1.5"` or
+/// `1.5` for CPUs. Kept as written; the route parses it and names the field when it is
+/// bad.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Quantity {
+    /// A JSON string.
+    Text(String),
+    /// A JSON integer.
+    Int(i64),
+    /// A JSON number with a fraction (or an integer beyond `i64`).
+    Float(f64),
+}
+
+impl Serialize for Quantity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Quantity::Text(t) => s.serialize_str(t),
+            Quantity::Int(i) => s.serialize_i64(*i),
+            Quantity::Float(f) => s.serialize_f64(*f),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Quantity;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or a string such as \"512m\" or \"1.5\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
+                Ok(Quantity::Text(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+                Ok(Quantity::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Ok(i64::try_from(v).map_or(Quantity::Float(v as f64), Quantity::Int))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
+                Ok(Quantity::Float(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl std::fmt::Display for Quantity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quantity::Text(t) => f.write_str(t),
+            Quantity::Int(i) => write!(f, "{i}"),
+            Quantity::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+/// A mount in `POST /v1/containers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountRequest {
+    /// `bind` or `tmpfs`.
+    #[serde(rename = "type")]
+    pub kind: berth_engine::container::MountKind,
+    /// Host path (bind only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Absolute path in the container.
+    pub destination: String,
+    /// Mounted read-only.
+    #[serde(default)]
+    pub readonly: bool,
+    /// Options: `nosuid`, `nodev`, `noexec` (bind); `size=64m`, `mode=1777`… (tmpfs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+/// `POST /v1/containers` body. Only `image` is required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateContainerRequest {
+    /// Name, unique in the namespace (default: the short id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Image name.
+    pub image: String,
+    /// Replaces the image's entrypoint (and drops its cmd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's cmd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    /// `KEY=VALUE` pairs added to the image's environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Working directory (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// `user[:group]`, names or numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+    /// Bind and tmpfs mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountRequest>,
+    /// Read-only rootfs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// Memory limit: `"512m"` or bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+    /// CPUs: `"1.5"` or `1.5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Quantity>,
+    /// Relative CPU weight (2..=262144).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
+    /// Most processes (`-1`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `no`, `always`, `on-failure[:N]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// OCI runtime name (the daemon's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Seconds between the stop signal and SIGKILL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+    /// Stop signal, name or number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitView {
+    /// Exit code (`128 + n` when killed by signal `n`); `null` when unknown.
+    pub code: Option<i32>,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// The OOM killer ended it.
+    pub oom_killed: bool,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerView {
+    /// Id (32 hex characters).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The image as named at creation.
+    pub image: String,
+    /// The manifest it resolved to.
+    pub image_digest: String,
+    /// `creating`, `created`, `running`, `paused`, `restarting`, `stopped`, `deleting`.
+    pub status: String,
+    /// Host pid of its init while it runs.
+    pub pid: Option<u32>,
+    /// Pid of its shim.
+    pub shim_pid: Option<u32>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Last exit.
+    pub exit: Option<ExitView>,
+    /// What is known beyond the exit status.
+    pub exit_reason: Option<String>,
+    /// Restarts by the restart policy since the last user start.
+    pub restart_count: u32,
+    /// `no`, `always`, `on-failure`, `on-failure:N`.
+    pub restart_policy: String,
+    /// Labels.
+    pub labels: Labels,
+    /// The last failed operation and why.
+    pub last_error: Option<String>,
+    /// The operation in flight (`start`, `stop`…).
+    pub pending: Option<String>,
+    /// Everything it was created with.
+    pub config: berth_engine::container::ContainerConfig,
+}
+
+/// A container after a change, and the journal position of the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerResponse {
+    /// The container.
+    pub container: ContainerView,
+    /// Journal position.
+    pub seq: u64,
+}
+
+/// `GET /v1/containers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerList {
+    /// Containers, by id.
+    pub containers: Vec<ContainerView>,
+    /// Journal position the list reflects.
+    pub seq: u64,
+}
+
+/// `POST /v1/containers/{id}/wait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitResponse {
+    /// Exit code; `null` when it never ran or the code is unknown.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// The OOM killer ended it.
+    pub oom_killed: bool,
+    /// When it ended; `null` when it never ran.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// `POST /v1/containers/{id}/exec` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequestBody {
+    /// The command and its arguments (non-empty).
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` (the container's environment when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Working directory (the container's when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// `uid[:gid]`, numbers (the container's user when absent; gid 0 when only the uid
+    /// is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// What an exec produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResponse {
+    /// Exit code (`128 + n` when killed by signal `n`).
+    pub exit_code: i32,
+    /// Standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8).
+    pub stderr: String,
+    /// Output beyond the daemon's cap was dropped.
+    pub truncated: bool,
+}
+
+/// One line of `GET /v1/containers/{id}/logs?format=json` (NDJSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When the line was written.
+    pub at: DateTime<Utc>,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The line without its newline (lossy UTF-8).
+    pub line: String,
+}

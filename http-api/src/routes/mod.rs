@@ -2,6 +2,7 @@
 //! them for the OpenAPI document's test.
 
 pub mod bridge;
+pub mod containers;
 pub mod events;
 pub mod images;
 pub mod journal;
@@ -58,6 +59,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/content/{digest}/labels"),
     ("post", "/v1/gc"),
     ("get", "/v1/system/df"),
+    ("get", "/v1/containers"),
+    ("post", "/v1/containers"),
+    ("get", "/v1/containers/{id}"),
+    ("delete", "/v1/containers/{id}"),
+    ("post", "/v1/containers/{id}/start"),
+    ("post", "/v1/containers/{id}/stop"),
+    ("post", "/v1/containers/{id}/kill"),
+    ("post", "/v1/containers/{id}/pause"),
+    ("post", "/v1/containers/{id}/resume"),
+    ("post", "/v1/containers/{id}/wait"),
+    ("post", "/v1/containers/{id}/exec"),
+    ("get", "/v1/containers/{id}/logs"),
 ];
 
 /// Registers every route and the JSON error handlers for bad bodies, queries and paths.
@@ -106,7 +119,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::put().to(storage::set_labels),
             )
             .route("/gc", web::post().to(storage::gc))
-            .route("/system/df", web::get().to(storage::df)),
+            .route("/system/df", web::get().to(storage::df))
+            .route("/containers", web::get().to(containers::list))
+            .route("/containers", web::post().to(containers::create))
+            .route("/containers/{id}", web::get().to(containers::inspect))
+            .route("/containers/{id}", web::delete().to(containers::delete))
+            .route("/containers/{id}/start", web::post().to(containers::start))
+            .route("/containers/{id}/stop", web::post().to(containers::stop))
+            .route("/containers/{id}/kill", web::post().to(containers::kill))
+            .route("/containers/{id}/pause", web::post().to(containers::pause))
+            .route(
+                "/containers/{id}/resume",
+                web::post().to(containers::resume),
+            )
+            .route("/containers/{id}/wait", web::post().to(containers::wait))
+            .route("/containers/{id}/exec", web::post().to(containers::exec))
+            .route("/containers/{id}/logs", web::get().to(containers::logs)),
     )
     .default_service(web::to(no_route));
 }

@@ -61,6 +61,8 @@ enum Command {
     /// System information
     #[command(subcommand)]
     System(SystemCommand),
+    #[command(flatten)]
+    Containers(Box<crate::containers::ContainerCommand>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +198,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Gc => crate::storage::gc(&client(&cli)?, namespace(&cli), cli.json).await,
         Command::System(SystemCommand::Df) => crate::storage::df(&client(&cli)?, cli.json).await,
+        Command::Containers(c) => {
+            crate::containers::command(&client(&cli)?, namespace(&cli), cli.json, c).await
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! on error, a non-zero exit and one readable line.
 
 mod cmd;
+mod containers;
 mod output;
 mod storage;
 
