@@ -56,9 +56,11 @@ impl Options {
 }
 
 /// A `berthd` on a fresh temporary directory (`root/`, `state/`, socket
-/// `state/berth.sock`, its log in `berthd.log`). Dropping it kills its process (by pid)
-/// and removes the directory; if the test is failing, the log is printed first (and the
-/// directory kept when `BERTH_TEST_KEEP` is set).
+/// `state/berth.sock`, its log in `berthd.log`). Dropping it removes its containers
+/// (through the API while it runs, then by hand: shims, runtime state, mounts,
+/// cgroups), kills its process (by pid) and removes the directory; if the test is
+/// failing, the log is printed first (and the directory kept when `BERTH_TEST_KEEP` is
+/// set). Leftovers that even that cannot remove fail the test.
 pub struct TestDaemon {
     dir: Option<TempDir>,
     root: PathBuf,
@@ -338,9 +340,26 @@ impl TestDaemon {
     }
 }
 
+impl TestDaemon {
+    /// Removes what this daemon's containers left (their shims outlive the daemon by
+    /// design): a live daemon is asked to force-delete each container first; then the
+    /// daemon is killed and whatever remains — shims, runtime containers, processes in
+    /// their cgroups, mounts under [`TestDaemon::dir`], cgroups — is removed by hand.
+    /// Returns what even that could not remove.
+    fn clean_up_containers(&mut self) -> crate::containers::Leftovers {
+        let has_containers = !crate::containers::bundle_ids(&self.state).is_empty();
+        if self.child.is_some() && has_containers {
+            crate::containers::delete_through_api(&self.state, &self.socket);
+        }
+        self.kill_child();
+        let dir = self.dir().to_path_buf();
+        crate::containers::force_cleanup(&dir, &self.state)
+    }
+}
+
 impl Drop for TestDaemon {
     fn drop(&mut self) {
-        self.kill_child();
+        let left = self.clean_up_containers();
         if std::thread::panicking() {
             eprintln!(
                 "----- berthd log ({}) -----\n{}----- end of berthd log -----",
@@ -355,6 +374,14 @@ impl Drop for TestDaemon {
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.close();
+        }
+        if !left.is_empty() {
+            let msg = format!("containers' leftovers could not be removed: {left:#?}");
+            if std::thread::panicking() {
+                eprintln!("{msg}");
+            } else {
+                panic!("{msg}");
+            }
         }
     }
 }

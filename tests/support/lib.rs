@@ -3,19 +3,23 @@
 //!
 //! Map of the crate:
 //! - [`daemon`]: [`TestDaemon`] — spawn, wait for health, `kill_9`, `terminate`,
-//!   `restart`, `cli`; its drop guard kills its own pid and removes its directory, and
-//!   prints the daemon's log when the test fails.
+//!   `restart`, `cli`; its drop guard removes its containers (shims, runtime state,
+//!   mounts, cgroups), kills its own pid and removes its directory, and prints the
+//!   daemon's log when the test fails.
 //! - [`bins`]: where the `berthd` and `berth` binaries are (`BERTH_BIN_DIR` or the cargo
 //!   target dir) and running them with a timeout.
 //! - [`raw`]: HTTP by hand over a blocking unix socket, chunked bodies, SSE blocks.
 //! - [`storage`]: test images (`berth-mkimage`), import/export through the client, a
 //!   before/after [`storage::StorageView`] of a daemon's storage (API and disk), mounts.
+//! - [`containers`]: the busybox image for containers, create requests, polling for a
+//!   status or a log line, the shims/mounts/cgroups containers leave and their cleanup.
 //! - helpers here: namespace requests, reading events with a timeout.
 //!
 //! The binaries must be built first: `cargo build --workspace --bins`.
 
 pub mod bins;
 pub mod cli;
+pub mod containers;
 pub mod daemon;
 pub mod raw;
 pub mod storage;

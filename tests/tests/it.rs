@@ -6,6 +6,12 @@
 mod bad_input;
 #[path = "it/cli.rs"]
 mod cli;
+#[path = "it/containers.rs"]
+mod containers;
+#[path = "it/containers_bad_input.rs"]
+mod containers_bad_input;
+#[path = "it/containers_restart.rs"]
+mod containers_restart;
 #[path = "it/events.rs"]
 mod events;
 #[path = "it/image_errors.rs"]
