@@ -181,6 +181,10 @@ pub(crate) fn teardown(
 /// What the runtime knows of a container whose shim is gone; kills and deletes it if it
 /// still runs. Returns whether a live container was found (and killed).
 pub(crate) fn reap_orphan(env: &ContainerEnv, runtime: &Path, id: &ContainerId) -> bool {
+    if !env.runtime_root().join(id.as_str()).exists() {
+        // The runtime keeps a directory per container it knows: none, nothing to reap.
+        return false;
+    }
     let runc = berth_engine::runtime::Runc::new(runtime.to_path_buf(), env.runtime_root());
     use berth_engine::runtime::Runtime;
     let live = matches!(runc.state(id.as_str()), Ok(Some(s)) if s.pid.is_some() && s.status != berth_engine::runtime::RuntimeStatus::Stopped);
@@ -226,10 +230,11 @@ pub(crate) fn launch(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err("removing", &exit)(e)),
     }
-    // A runtime container of this id left by an earlier run is deleted first.
-    let runc = berth_engine::runtime::Runc::new(runtime.to_path_buf(), env.runtime_root());
-    {
+    // A runtime container of this id left by an earlier run is deleted first (the
+    // runtime keeps a directory per container under its root).
+    if env.runtime_root().join(id.as_str()).exists() {
         use berth_engine::runtime::Runtime;
+        let runc = berth_engine::runtime::Runc::new(runtime.to_path_buf(), env.runtime_root());
         let _ = runc.delete(id.as_str(), true);
     }
     berth_engine::shim::launch(&env.shim_binary, &shim_config(env, id, runtime))

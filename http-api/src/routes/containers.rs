@@ -41,11 +41,9 @@ use crate::routes::{mailbox, namespace_of, AppState, NsQuery};
 /// The signal `kill` sends when none is named (as `docker kill`).
 const SIGKILL: i32 = 9;
 
-/// How long a log follower waits for new lines before looking at the container again.
-const FOLLOW_WAIT: Duration = Duration::from_millis(250);
-
-/// Once the container no longer runs: the quiet time after which the log is complete.
-const FOLLOW_DRAIN: Duration = Duration::from_millis(100);
+/// How long a log follower waits for new lines before looking at the container again
+/// (bounds how late a follow ends after the container stopped).
+const FOLLOW_WAIT: Duration = Duration::from_millis(25);
 
 /// The API view of a container.
 pub fn view(c: &Container) -> ContainerView {
@@ -866,16 +864,18 @@ impl Pump {
             .is_some_and(may_write)
     }
 
-    /// New lines until the container no longer runs and nothing came for
-    /// [`FOLLOW_DRAIN`] after that was seen (lines written before it stopped are read
-    /// by the first batch after, so none is lost).
+    /// New lines until the container no longer runs and its log is read to the end.
+    /// The shim records the exit only after both output pipes reached EOF and every
+    /// line is in the file, so once the state says stopped, reading until nothing is
+    /// left loses no line.
     fn follow(&mut self, mut follower: Follower) -> std::io::Result<()> {
         loop {
             if self.gone() {
                 return Ok(());
             }
             let running = self.may_write();
-            let batch = follower.next_batch(if running { FOLLOW_WAIT } else { FOLLOW_DRAIN })?;
+            let wait = if running { FOLLOW_WAIT } else { Duration::ZERO };
+            let batch = follower.next_batch(wait)?;
             if !batch.is_empty() {
                 self.send(&batch)?;
             } else if !running {

@@ -1,4 +1,4 @@
-//! `berth-bench`: benchmarks of berth's journal and event stream.
+//! `berth-bench`: benchmarks of berth's journal, event stream, unpacker and containers.
 //!
 //! - `append`: durable append throughput, one fsync per event versus the group-commit
 //!   writer at 1, 8 and 64 concurrent writers.
@@ -9,12 +9,16 @@
 //!   over SSE to S subscribers; counts what each received.
 //! - `unpack`: layer unpack time of a multi-layer gzip and zstd image, berth's
 //!   `apply_layer` against `tar -x` of the same layers, side by side.
+//! - `containers`: `berth run --rm busybox true` against `runc run` of an equivalent
+//!   bundle, side by side; then N detached containers: start time, memory per shim,
+//!   berthd's memory, `rm -f` time (real berthd, berth, berth-shim and runc; root only).
 //!
 //! Every benchmark works in its own temporary directory, prints human-readable results,
 //! then one final JSON line with the same figures.
 
 mod append;
 mod common;
+mod containers;
 mod fanout;
 mod replay;
 mod unpack;
@@ -40,6 +44,9 @@ enum Command {
     Fanout(fanout::Args),
     /// Unpack time of a multi-layer gzip and zstd image: berth's apply_layer vs tar -x.
     Unpack(unpack::Args),
+    /// Container start-to-exit latency against runc, and N running containers: time,
+    /// memory per shim, berthd's memory (root only; needs the release binaries).
+    Containers(containers::Args),
     /// (internal) One recovery measurement, run by `replay` in a fresh process.
     #[command(hide = true)]
     ReplayChild(replay::ChildArgs),
@@ -51,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Replay(a) => replay::run(a),
         Command::Fanout(a) => fanout::run(a),
         Command::Unpack(a) => unpack::run(a),
+        Command::Containers(a) => containers::run(a),
         Command::ReplayChild(a) => replay::child(a),
     }
 }
