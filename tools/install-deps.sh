@@ -10,6 +10,9 @@ PACKAGES=(
     curl            # used by the set-up checks and handy for the API socket
     skopeo          # third-party OCI tool the image tests check interoperability with
     umoci           # ditto
+    docker-registry # the registry the registry client's tests push to and pull from
+    apache2-utils   # htpasswd: bcrypt users for the registry's basic-auth tests
+    openssl         # the registry TLS tests make a CA and a server certificate
 )
 
 missing=()

@@ -23,6 +23,9 @@
 //! - [`image`]: the OCI image model: [`image::parse`] of indexes and manifests (OCI and
 //!   Docker schema 2; schema 1 refused), [`image::Config`], [`image::chain_ids`], and
 //!   [`image::Platform`] with containerd-style matching and [`image::select`].
+//! - [`registry`]: the OCI distribution client: [`registry::Reference`], pull (resolve,
+//!   manifests, blobs resumed by range) and push (exists, mount, upload, manifests), with
+//!   mirrors, retries, basic and bearer-token auth, per-registry CAs, insecure registries.
 //! - [`gc`]: garbage collection's marking: what images, leases and containers still
 //!   reference; [`gc::plan`] lists what may go.
 //! - [`archive`]: image archives: [`archive::import`] of OCI image-layout and `docker save`
@@ -52,6 +55,7 @@ pub mod image;
 pub mod logs;
 pub mod mount;
 pub mod oci;
+pub mod registry;
 pub mod runtime;
 pub mod shim;
 pub mod snapshot;
