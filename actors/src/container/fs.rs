@@ -161,21 +161,30 @@ pub(crate) fn teardown(
     if is_mounted(&rootfs) {
         unmount(&rootfs)?;
     }
-    let bundle = env.bundle(id);
-    match std::fs::remove_dir_all(&bundle) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("removing", &bundle)(e)),
-    }
+    remove_tree(&env.bundle(id))?;
     if logs {
-        let dir = env.log_dir(id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("removing", &dir)(e)),
-        }
+        remove_tree(&env.log_dir(id))?;
     }
     Ok(())
+}
+
+/// Removes a directory tree; a tree that is gone is fine. A shim finishing its own
+/// clean-up (its socket, its exit record) may change the tree while it is removed, so
+/// a failed attempt is retried a few times.
+fn remove_tree(path: &Path) -> Result<(), EngineError> {
+    let mut attempt = 0;
+    loop {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if attempt < 5 => {
+                tracing::debug!(path = %path.display(), error = %e, "retrying removal");
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(io_err("removing", path)(e)),
+        }
+    }
 }
 
 /// What the runtime knows of a container whose shim is gone; kills and deletes it if it

@@ -247,25 +247,32 @@ impl ContainerActor {
         Box::pin(
             async move { writer.append(events).await }
                 .into_actor(self)
-                .map(move |res, act, ctx| {
-                    let seq = res?.last_seq();
-                    // The exit is durable in the journal: the shim's work is done. Letting it
-                    // go now keeps stopped containers from costing a process each.
-                    actix::spawn(async move {
-                        let _ = shim::call(
-                            socket,
-                            Request::Shutdown { force: false },
-                            Some(CONTROL_TIMEOUT),
-                        )
-                        .await;
-                    });
-                    for w in act.waiters.drain(..) {
-                        let _ = w.send(Some(exit.clone()));
+                .then(move |res, act, ctx| {
+                    let seq = res.map(|c| c.last_seq());
+                    if seq.is_ok() {
+                        for w in act.waiters.drain(..) {
+                            let _ = w.send(Some(exit.clone()));
+                        }
+                        if restart {
+                            ctx.run_later(delay, |_, ctx| ctx.notify(RestartNow));
+                        }
                     }
-                    if restart {
-                        ctx.run_later(delay, |_, ctx| ctx.notify(RestartNow));
+                    async move {
+                        if seq.is_ok() {
+                            // The exit is durable in the journal: the shim's work is done.
+                            // Letting it go keeps stopped containers from costing a process
+                            // each. Awaited (inside this atomic handler) so that no later
+                            // operation on the container races the shim's own clean-up.
+                            let _ = shim::call(
+                                socket,
+                                Request::Shutdown { force: false },
+                                Some(CONTROL_TIMEOUT),
+                            )
+                            .await;
+                        }
+                        seq
                     }
-                    Ok(seq)
+                    .into_actor(act)
                 }),
         )
     }

@@ -869,13 +869,26 @@ impl Pump {
     /// line is in the file, so once the state says stopped, reading until nothing is
     /// left loses no line.
     fn follow(&mut self, mut follower: Follower) -> std::io::Result<()> {
+        // Idle waits grow 2, 4, 8, 16 ms up to FOLLOW_WAIT: a short-lived container
+        // (`berth run … true`) ends its stream within milliseconds, a quiet long-lived
+        // one costs a poll every FOLLOW_WAIT.
+        let mut idle = 0u32;
         loop {
             if self.gone() {
                 return Ok(());
             }
             let running = self.may_write();
-            let wait = if running { FOLLOW_WAIT } else { Duration::ZERO };
+            let wait = if running {
+                Duration::from_millis(2u64 << idle.min(4)).min(FOLLOW_WAIT)
+            } else {
+                Duration::ZERO
+            };
             let batch = follower.next_batch(wait)?;
+            idle = if batch.is_empty() {
+                idle.saturating_add(1)
+            } else {
+                0
+            };
             if !batch.is_empty() {
                 self.send(&batch)?;
             } else if !running {
