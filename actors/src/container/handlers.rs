@@ -437,11 +437,15 @@ impl ContainerActor {
     /// outcome.
     fn control(
         &mut self,
-        intent: Vec<Event>,
+        intent: Result<Vec<Event>, EngineError>,
         req: Request,
         action: &'static str,
         outcome: Event,
     ) -> ResponseActFuture<Self, Reply> {
+        let intent = match intent {
+            Ok(events) => events,
+            Err(e) => return boxed(Err(e)),
+        };
         let (writer, socket) = (self.writer.clone(), self.socket());
         let failed = self.failed(action, String::new());
         Box::pin(
@@ -661,31 +665,23 @@ impl Handler<KillContainer> for ContainerActor {
     type Result = AtomicResponse<Self, Reply>;
 
     fn handle(&mut self, msg: KillContainer, _ctx: &mut Self::Context) -> Self::Result {
-        let signal = |n| ContainerSignal {
-            namespace: self.namespace.clone(),
-            id: self.id.clone(),
-            signal: n,
-            at: Utc::now(),
-        };
-        let events = match self.decide(Command::KillContainer {
+        let intent = self.decide(Command::KillContainer {
             namespace: self.namespace.clone(),
             id: self.id.clone(),
             signal: msg.signal,
             at: Utc::now(),
-        }) {
-            Ok(e) => e,
-            Err(e) => return AtomicResponse::new(boxed(Err(e))),
+        });
+        let outcome = Event::ContainerSignaled(ContainerSignal {
+            namespace: self.namespace.clone(),
+            id: self.id.clone(),
+            signal: msg.signal,
+            at: Utc::now(),
+        });
+        let req = Request::Kill {
+            signal: msg.signal,
+            all: false,
         };
-        let outcome = Event::ContainerSignaled(signal(msg.signal));
-        AtomicResponse::new(self.control(
-            events,
-            Request::Kill {
-                signal: msg.signal,
-                all: false,
-            },
-            "kill",
-            outcome,
-        ))
+        AtomicResponse::new(self.control(intent, req, "kill", outcome))
     }
 }
 
@@ -693,16 +689,13 @@ impl Handler<PauseContainer> for ContainerActor {
     type Result = AtomicResponse<Self, Reply>;
 
     fn handle(&mut self, _msg: PauseContainer, _ctx: &mut Self::Context) -> Self::Result {
-        let events = match self.decide(Command::PauseContainer {
+        let intent = self.decide(Command::PauseContainer {
             namespace: self.namespace.clone(),
             id: self.id.clone(),
             at: Utc::now(),
-        }) {
-            Ok(e) => e,
-            Err(e) => return AtomicResponse::new(boxed(Err(e))),
-        };
+        });
         let outcome = Event::ContainerPaused(self.reference());
-        AtomicResponse::new(self.control(events, Request::Pause, "pause", outcome))
+        AtomicResponse::new(self.control(intent, Request::Pause, "pause", outcome))
     }
 }
 
@@ -710,16 +703,13 @@ impl Handler<ResumeContainer> for ContainerActor {
     type Result = AtomicResponse<Self, Reply>;
 
     fn handle(&mut self, _msg: ResumeContainer, _ctx: &mut Self::Context) -> Self::Result {
-        let events = match self.decide(Command::ResumeContainer {
+        let intent = self.decide(Command::ResumeContainer {
             namespace: self.namespace.clone(),
             id: self.id.clone(),
             at: Utc::now(),
-        }) {
-            Ok(e) => e,
-            Err(e) => return AtomicResponse::new(boxed(Err(e))),
-        };
+        });
         let outcome = Event::ContainerResumed(self.reference());
-        AtomicResponse::new(self.control(events, Request::Resume, "resume", outcome))
+        AtomicResponse::new(self.control(intent, Request::Resume, "resume", outcome))
     }
 }
 

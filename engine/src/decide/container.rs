@@ -97,19 +97,39 @@ fn reference(namespace: NamespaceName, id: ContainerId, at: DateTime<Utc>) -> Co
     ContainerRef { namespace, id, at }
 }
 
+/// An intent that needs nothing but the container's status to allow it.
+fn simple(
+    state: &State,
+    namespace: NamespaceName,
+    id: ContainerId,
+    at: DateTime<Utc>,
+    verb: &str,
+    allowed: fn(&Container) -> bool,
+    intent: fn(ContainerRef) -> Event,
+) -> Result<Vec<Event>> {
+    let c = existing(state, &namespace, &id)?;
+    if !allowed(c) || busy(c) {
+        return Err(refuse(c, verb));
+    }
+    Ok(vec![intent(reference(namespace, id, at))])
+}
+
 pub(super) fn start(
     state: &State,
     namespace: NamespaceName,
     id: ContainerId,
     at: DateTime<Utc>,
 ) -> Result<Vec<Event>> {
-    let c = existing(state, &namespace, &id)?;
-    if !c.status.can_start() || busy(c) || c.pending.as_deref() == Some("start") {
-        return Err(refuse(c, "start"));
-    }
-    Ok(vec![Event::ContainerStartRequested(reference(
-        namespace, id, at,
-    ))])
+    let allowed = |c: &Container| c.status.can_start() && c.pending.as_deref() != Some("start");
+    simple(
+        state,
+        namespace,
+        id,
+        at,
+        "start",
+        allowed,
+        Event::ContainerStartRequested,
+    )
 }
 
 pub(super) fn stop(
@@ -160,13 +180,16 @@ pub(super) fn pause(
     id: ContainerId,
     at: DateTime<Utc>,
 ) -> Result<Vec<Event>> {
-    let c = existing(state, &namespace, &id)?;
-    if !c.status.can_pause() || busy(c) {
-        return Err(refuse(c, "pause"));
-    }
-    Ok(vec![Event::ContainerPauseRequested(reference(
-        namespace, id, at,
-    ))])
+    let allowed = |c: &Container| c.status.can_pause();
+    simple(
+        state,
+        namespace,
+        id,
+        at,
+        "pause",
+        allowed,
+        Event::ContainerPauseRequested,
+    )
 }
 
 pub(super) fn resume(
@@ -175,13 +198,16 @@ pub(super) fn resume(
     id: ContainerId,
     at: DateTime<Utc>,
 ) -> Result<Vec<Event>> {
-    let c = existing(state, &namespace, &id)?;
-    if !c.status.can_resume() || busy(c) {
-        return Err(refuse(c, "resume"));
-    }
-    Ok(vec![Event::ContainerResumeRequested(reference(
-        namespace, id, at,
-    ))])
+    let allowed = |c: &Container| c.status.can_resume();
+    simple(
+        state,
+        namespace,
+        id,
+        at,
+        "resume",
+        allowed,
+        Event::ContainerResumeRequested,
+    )
 }
 
 pub(super) fn delete(
