@@ -227,11 +227,19 @@ pub(crate) fn shim_config(
 /// mounted and no stale exit record is left. Returns the shim's pid.
 pub(crate) fn launch(
     env: &ContainerEnv,
-    id: &ContainerId,
+    stores: &crate::storage::Stores,
+    container: &Container,
     runtime: &Path,
     mounts: &[Mount],
 ) -> Result<u32, EngineError> {
-    ensure_rootfs(env, id, mounts)?;
+    let id = &container.id;
+    if env.bundle(id).join(oci::CONFIG_FILE).exists() {
+        ensure_rootfs(env, id, mounts)?;
+    } else {
+        // The state directory is volatile (a tmpfs after a reboot): the bundle is made
+        // again from the journal's record and the image's config.
+        provision(env, container, &image_config(stores, container)?, mounts)?;
+    }
     mkdir(&env.log_dir(id), 0o700)?;
     let exit = env.exit_file(id);
     match std::fs::remove_file(&exit) {
@@ -247,6 +255,25 @@ pub(crate) fn launch(
         let _ = runc.delete(id.as_str(), true);
     }
     berth_engine::shim::launch(&env.shim_binary, &shim_config(env, id, runtime))
+}
+
+/// The image config a container was created from (its manifest is kept: an image in
+/// use cannot be deleted, and the container's snapshot keeps its layers).
+fn image_config(
+    stores: &crate::storage::Stores,
+    container: &Container,
+) -> Result<berth_engine::image::Config, EngineError> {
+    let digest = &container.config.image_digest;
+    let manifest = match berth_engine::image::parse(None, &stores.read_document(digest)?)? {
+        berth_engine::image::Parsed::Manifest(m) => m,
+        berth_engine::image::Parsed::Index(_) => {
+            return Err(EngineError::Internal(format!(
+                "container {} names {digest}, an index, as its manifest",
+                container.name
+            )))
+        }
+    };
+    berth_engine::image::Config::parse(&stores.read_document(&manifest.config().digest)?)
 }
 
 /// Reads the exit record a shim left.

@@ -131,18 +131,20 @@ impl ContainerActor {
             .and_then(|events| {
                 let c = self.current()?;
                 let runtime = self.env.runtime_binary(&c.config.runtime)?.to_path_buf();
-                Ok((events, runtime, self.mounts(&c)?))
+                let mounts = self.mounts(&c)?;
+                Ok((events, runtime, mounts, c))
             });
-        let (writer, env, id, socket) = (
+        let (writer, env, id, socket, stores) = (
             self.writer.clone(),
             self.env.clone(),
             self.id.clone(),
             self.socket(),
+            self.stores.clone(),
         );
         let (namespace, failed) = (self.namespace.clone(), self.failed("start", String::new()));
         Box::pin(
             async move {
-                let (events, runtime, mounts) = prep?;
+                let (events, runtime, mounts, container) = prep?;
                 writer.append(events).await?;
                 // The last run's shim (holding its exit) goes first.
                 let _ = shim::call(
@@ -153,8 +155,9 @@ impl ContainerActor {
                 .await;
                 let started = async {
                     let shim_pid = {
-                        let (env, id) = (env.clone(), id.clone());
-                        blocking(move || fs::launch(&env, &id, &runtime, &mounts)).await?
+                        let (env, stores) = (env.clone(), stores.clone());
+                        blocking(move || fs::launch(&env, &stores, &container, &runtime, &mounts))
+                            .await?
                     };
                     let call = |req| shim::call(socket.clone(), req, Some(CONTROL_TIMEOUT));
                     expect_ok(call(Request::Start).await.map_err(CallError::into_engine)?)?;

@@ -527,3 +527,34 @@ fn leftovers_of_a_fresh_daemon() {
     let d = TestDaemon::start();
     assert!(Leftovers::of(&d).is_empty(), "{:#?}", Leftovers::of(&d));
 }
+
+/// A reboot empties the state directory (a tmpfs in production): bundles, shim
+/// sockets, exit records, the runtime's state and the rootfs mounts are gone. The
+/// journal still knows the containers; starting one makes its bundle again.
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_start_again_after_the_state_directory_is_lost() {
+    let mut d = daemon_with_busybox().await;
+    let c = d.client();
+    let created = ok(d.cli(&["create", "--name", "fresh", "busybox", "echo", "fresh"]));
+    let created = created.trim().to_string();
+    let ran = run(&c, &sh("echo first")).await;
+    assert_eq!(ok(d.cli(&["wait", &ran.id])), "0\n");
+
+    // "Reboot": the daemon stops, the volatile state goes.
+    d.terminate();
+    for m in mounts_under(d.state()) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&m).status();
+    }
+    std::fs::remove_dir_all(d.state().join("containers")).unwrap();
+    let _ = std::fs::remove_dir_all(d.state().join("runc"));
+    d.restart();
+
+    ok(d.cli(&["start", "fresh"]));
+    assert_eq!(ok(d.cli(&["wait", "fresh"])), "0\n");
+    assert_eq!(ok(d.cli(&["logs", "fresh"])), "fresh\n");
+    ok(d.cli(&["start", &ran.id]));
+    assert_eq!(ok(d.cli(&["wait", &ran.id])), "0\n");
+    assert_eq!(ok(d.cli(&["logs", &ran.id])), "first\nfirst\n");
+    ok(d.cli(&["rm", "fresh", &ran.id]));
+    assert_nothing_left(&d, &[&created, &ran.id]);
+}
