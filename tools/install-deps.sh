@@ -13,6 +13,9 @@ PACKAGES=(
     docker-registry # the registry the registry client's tests push to and pull from
     apache2-utils   # htpasswd: bcrypt users for the registry's basic-auth tests
     openssl         # the registry TLS tests make a CA and a server certificate
+    containernetworking-plugins # CNI plugins (bridge, host-local, loopback, portmap) in /usr/lib/cni
+    iptables        # the bridge (ipMasq) and portmap plugins program nat rules with it
+    iproute2        # ip: berth repairs a bridge's address with it; the network tests use it
 )
 
 missing=()

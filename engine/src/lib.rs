@@ -36,6 +36,9 @@
 //!   container configuration, with secure defaults (capabilities, seccomp, masked paths).
 //! - [`runtime`]: the OCI runtime behind a trait; [`runtime::Runc`] by default.
 //! - [`shim`]: berth-shim's library: control protocol, server, launch, client.
+//! - [`network`]: container networking: network namespaces ([`network::netns`]) and
+//!   CNI plugin invocation ([`network::cni`]: ADD/CHECK/DEL, conflists, results), with
+//!   subnets and published ports ([`network::Subnet`], [`network::parse_publish`]).
 //! - [`logs`]: container logs in the CRI format: writer with rotation, reader with tail,
 //!   since and follow.
 //! - [`decide`]: the pure [`decide`] of a [`Command`] against a [`State`], returning the
@@ -54,6 +57,7 @@ pub mod ids;
 pub mod image;
 pub mod logs;
 pub mod mount;
+pub mod network;
 pub mod oci;
 pub mod registry;
 pub mod runtime;
