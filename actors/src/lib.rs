@@ -10,6 +10,8 @@
 //! - [`namespace`]: the [`NamespaceActor`], one per namespace.
 //! - [`snapshot`]: the [`snapshot::SnapshotActor`], one per snapshot (storage effects).
 //! - [`import`]: the [`import::ImportActor`], one per image import.
+//! - [`pull`]: the [`pull::PullActor`], one per pull from a registry (two requests for
+//!   the same reference share it), and [`pull::push`] of an image to a registry.
 //! - [`container`]: the [`container::ContainerActor`], one per container (lifecycle
 //!   through its shim, restart policy, re-attachment after a restart).
 //! - [`gc`]: garbage collection (plan, then remove; leases protect work in flight).
@@ -23,6 +25,7 @@ pub mod import;
 pub mod journal_writer;
 pub mod messages;
 pub mod namespace;
+pub mod pull;
 pub mod recovery;
 pub mod runtime;
 pub mod snapshot;

@@ -332,3 +332,83 @@ pub struct DeleteContainer {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<ContainersReconciled, EngineError>")]
 pub struct RecoverContainer;
+
+// ---- pulls ----
+
+/// A pull as a client asks for it.
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    /// Namespace the image is stored in.
+    pub namespace: NamespaceName,
+    /// What to pull.
+    pub reference: berth_engine::registry::Reference,
+    /// The platform to pick from an index and unpack.
+    pub platform: berth_engine::image::Platform,
+    /// Credentials from the request (the credentials file is read otherwise).
+    pub credentials: Option<berth_engine::registry::Credentials>,
+}
+
+/// What a completed pull produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullReply {
+    /// Pull id (its events' stream id).
+    pub id: String,
+    /// The image name stored.
+    pub image: berth_engine::ids::ImageName,
+    /// The digest the reference resolved to (manifest or index).
+    pub digest: berth_engine::ids::Digest,
+    /// Journal position.
+    pub seq: u64,
+}
+
+/// Progress of a pull, broadcast to whoever follows it (not journaled).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PullProgress {
+    /// The reference resolved to this manifest or index.
+    Resolved {
+        /// Its digest.
+        digest: berth_engine::ids::Digest,
+        /// Its media type.
+        media_type: String,
+    },
+    /// Bytes of a layer are in the ingest.
+    Layer {
+        /// The layer.
+        digest: berth_engine::ids::Digest,
+        /// Bytes so far.
+        current: u64,
+        /// Its size.
+        total: u64,
+    },
+    /// A layer is committed (downloaded and verified, or already present).
+    LayerDone {
+        /// The layer.
+        digest: berth_engine::ids::Digest,
+        /// Its size.
+        size: u64,
+    },
+    /// The layers are being unpacked.
+    Unpacking,
+}
+
+/// A place in a pull: its id, its progress from now on, and its outcome.
+#[derive(Debug)]
+pub struct PullTicket {
+    /// Pull id.
+    pub id: String,
+    /// Progress events from now on.
+    pub progress: tokio::sync::broadcast::Receiver<PullProgress>,
+    /// The outcome.
+    pub done: tokio::sync::oneshot::Receiver<Result<PullReply, EngineError>>,
+}
+
+/// Start a pull, or join the one of the same reference and platform in flight (to
+/// the Supervisor).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<PullTicket, EngineError>")]
+pub struct StartPull(pub PullRequest);
+
+/// Follow a pull (to a [`crate::pull::PullActor`]).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "PullTicket")]
+pub struct JoinPull;

@@ -296,6 +296,10 @@ pub struct Reconciled {
     pub leases_released: u64,
     /// Imports the restart interrupted, marked failed.
     pub imports_failed: u64,
+    /// Pulls the restart interrupted, marked failed (a later pull of the same layers
+    /// resumes their ingests while they last; the next collection removes them).
+    #[serde(default)]
+    pub pulls_failed: u64,
     /// Blob records whose file is missing, dropped.
     pub blobs_missing: u64,
 }
@@ -303,7 +307,7 @@ pub struct Reconciled {
 /// Brings the state in line with the disk after a restart, by appending ordinary
 /// events: unfinished snapshot preparations are rolled back, the previous process's
 /// ephemeral leases released (what they protected becomes collectable), interrupted
-/// imports recorded as failed, and records of vanished blobs dropped.
+/// imports and pulls recorded as failed, and records of vanished blobs dropped.
 pub async fn reconcile_storage(
     writer: &crate::WriterHandle,
     stores: &crate::storage::Stores,
@@ -335,6 +339,15 @@ pub async fn reconcile_storage(
             at: now,
         }));
         report.imports_failed += 1;
+    }
+    for pull in state.storage.pulls.values() {
+        events.push(Event::PullFailed(PullFailed {
+            namespace: pull.namespace.clone(),
+            id: pull.id.clone(),
+            reason: "interrupted by a daemon restart".into(),
+            at: now,
+        }));
+        report.pulls_failed += 1;
     }
     for (ns, leases) in &state.storage.leases {
         for l in leases.values().filter(|l| l.ephemeral) {

@@ -2,6 +2,7 @@
 
 use actix::{Actor, Addr};
 use berth_engine::decide::genesis;
+use berth_engine::registry::{RegistryClient, RegistryConfig};
 use berth_engine::EngineError;
 use berth_journal::{Journal, JournalError, OpenReport};
 use chrono::Utc;
@@ -21,6 +22,8 @@ pub struct RuntimeConfig {
     pub max_batch: usize,
     /// Called once if the journal fails; the daemon should exit.
     pub on_fatal: Box<dyn Fn(&JournalError) + Send>,
+    /// How to reach registries (pull and push).
+    pub registry: RegistryConfig,
 }
 
 impl Default for RuntimeConfig {
@@ -30,6 +33,7 @@ impl Default for RuntimeConfig {
             checkpoint_every: w.checkpoint_every,
             max_batch: w.max_batch,
             on_fatal: w.on_fatal,
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct Handles {
     pub containers: ContainerEnv,
     /// What re-attaching containers did.
     pub containers_reconciled: ContainersReconciled,
+    /// The registry client (pulls go through the supervisor; pushes use it directly).
+    pub registry: RegistryClient,
 }
 
 /// Why start-up failed.
@@ -77,6 +83,9 @@ pub enum StartError {
     /// Storage could not be reconciled with the journal.
     #[error("cannot reconcile storage with the journal: {0}")]
     Reconcile(EngineError),
+    /// The registry configuration is invalid.
+    #[error("invalid registry configuration: {0}")]
+    Registry(EngineError),
 }
 
 /// Starts from a recovered state (see [`crate::recovery::open_and_recover`], or
@@ -94,6 +103,7 @@ pub async fn start(
         state,
         report: recovery,
     } = recovered;
+    let registry = RegistryClient::new(config.registry).map_err(StartError::Registry)?;
     tracing::info!(
         seq = recovery.seq,
         checkpoint = ?recovery.checkpoint_seq,
@@ -120,7 +130,13 @@ pub async fn start(
     if reconciled != Reconciled::default() {
         tracing::warn!(?reconciled, "storage reconciled with the journal");
     }
-    let supervisor = Supervisor::new(writer.clone(), stores.clone(), containers.clone()).start();
+    let supervisor = Supervisor::new(
+        writer.clone(),
+        stores.clone(),
+        containers.clone(),
+        registry.clone(),
+    )
+    .start();
     let containers_reconciled = supervisor
         .send(ReconcileContainers)
         .await
@@ -138,5 +154,6 @@ pub async fn start(
         stores,
         containers,
         containers_reconciled,
+        registry,
     })
 }

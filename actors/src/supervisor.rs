@@ -34,19 +34,29 @@ pub struct Supervisor {
     namespaces: HashMap<NamespaceName, Addr<NamespaceActor>>,
     snapshots: HashMap<(NamespaceName, String), Addr<SnapshotActor>>,
     containers: HashMap<ContainerId, Addr<ContainerActor>>,
+    /// Pulls in flight by (namespace, reference, platform): one actor per pull.
+    pulls: HashMap<(NamespaceName, String, String), Addr<crate::pull::PullActor>>,
     env: ContainerEnv,
+    registry: berth_engine::registry::RegistryClient,
 }
 
 impl Supervisor {
-    /// A supervisor over the writer and the stores.
-    pub fn new(writer: WriterHandle, stores: Stores, env: ContainerEnv) -> Self {
+    /// A supervisor over the writer and the stores, pulling with `registry`.
+    pub fn new(
+        writer: WriterHandle,
+        stores: Stores,
+        env: ContainerEnv,
+        registry: berth_engine::registry::RegistryClient,
+    ) -> Self {
         Supervisor {
             writer,
             stores,
             namespaces: HashMap::new(),
             snapshots: HashMap::new(),
             containers: HashMap::new(),
+            pulls: HashMap::new(),
             env,
+            registry,
         }
     }
 
@@ -236,6 +246,57 @@ impl Handler<crate::messages::StartImport> for Supervisor {
     }
 }
 
+impl Handler<crate::messages::StartPull> for Supervisor {
+    type Result = actix::ResponseFuture<Result<crate::messages::PullTicket, EngineError>>;
+
+    /// Joins the pull of the same reference and platform in the namespace when one is
+    /// in flight, else starts one.
+    fn handle(&mut self, msg: crate::messages::StartPull, ctx: &mut Self::Context) -> Self::Result {
+        let req = msg.0;
+        if !self
+            .writer
+            .state()
+            .read()
+            .namespaces
+            .contains_key(&req.namespace)
+        {
+            let ns = req.namespace.to_string();
+            return Box::pin(async move {
+                Err(EngineError::NotFound {
+                    kind: "namespace",
+                    id: ns,
+                })
+            });
+        }
+        self.pulls.retain(|_, a| a.connected());
+        let key = (
+            req.namespace.clone(),
+            req.reference.to_string(),
+            req.platform.to_string(),
+        );
+        let addr = match self.pulls.get(&key) {
+            Some(a) => a.clone(),
+            None => {
+                let a = crate::pull::PullActor::new(
+                    req,
+                    self.writer.clone(),
+                    self.stores.clone(),
+                    ctx.address(),
+                    self.registry.clone(),
+                )
+                .start();
+                self.pulls.insert(key, a.clone());
+                a
+            }
+        };
+        Box::pin(async move {
+            addr.send(crate::messages::JoinPull).await.map_err(|_| {
+                EngineError::Unavailable("the pull ended while joining it; pull again".into())
+            })
+        })
+    }
+}
+
 impl Handler<CountActors> for Supervisor {
     type Result = usize;
 
@@ -243,7 +304,8 @@ impl Handler<CountActors> for Supervisor {
         self.namespaces.retain(|_, a| a.connected());
         self.snapshots.retain(|_, a| a.connected());
         self.containers.retain(|_, a| a.connected());
-        self.namespaces.len() + self.snapshots.len() + self.containers.len()
+        self.pulls.retain(|_, a| a.connected());
+        self.namespaces.len() + self.snapshots.len() + self.containers.len() + self.pulls.len()
     }
 }
 

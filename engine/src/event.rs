@@ -34,6 +34,8 @@ pub enum StreamKind {
     Gc,
     /// A container.
     Container,
+    /// An image pull from a registry.
+    Pull,
 }
 
 impl StreamKind {
@@ -48,6 +50,7 @@ impl StreamKind {
             StreamKind::Import => "import",
             StreamKind::Gc => "gc",
             StreamKind::Container => "container",
+            StreamKind::Pull => "pull",
         }
     }
 }
@@ -271,6 +274,64 @@ pub struct ImportFailed {
     /// Namespace.
     pub namespace: NamespaceName,
     /// Import id.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A pull from a registry began (under the ephemeral lease `pull-<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PullStarted {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Pull id.
+    pub id: String,
+    /// The reference pulled (`host[:port]/repo[:tag][@digest]`).
+    pub reference: String,
+    /// The platform unpacked (`os/arch[/variant]`).
+    pub platform: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A layer of a pull is in the content store (downloaded and verified, or already
+/// there).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PullLayerFetched {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Pull id.
+    pub id: String,
+    /// The layer blob.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+}
+
+/// A pull finished: the image is named and unpacked.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PullCompleted {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Pull id.
+    pub id: String,
+    /// The image name stored.
+    pub image: ImageName,
+    /// The digest it points at (the manifest or index the reference resolved to).
+    pub digest: Digest,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A pull failed; nothing it did is visible (its lease is dropped, collection removes
+/// what it wrote).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PullFailed {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Pull id.
     pub id: String,
     /// Why.
     pub reason: String,
@@ -550,6 +611,14 @@ events! {
     ImportFailed(ImportFailed) => "image.import.failed", schema 1;
     /// A garbage collection completed.
     GcCompleted(GcCompleted) => "gc.completed", schema 1;
+    /// A pull started.
+    PullStarted(PullStarted) => "pull.started", schema 1;
+    /// A layer of a pull was fetched.
+    PullLayerFetched(PullLayerFetched) => "pull.layer_fetched", schema 1;
+    /// A pull completed.
+    PullCompleted(PullCompleted) => "pull.completed", schema 1;
+    /// A pull failed.
+    PullFailed(PullFailed) => "pull.failed", schema 1;
     /// A container is being created (intent).
     ContainerCreateRequested(ContainerCreateRequested) => "container.create_requested", schema 1;
     /// A container was created (outcome).
@@ -610,6 +679,10 @@ impl Event {
             Event::ImportCompleted(e) => &e.namespace,
             Event::ImportFailed(e) => &e.namespace,
             Event::GcCompleted(e) => &e.namespace,
+            Event::PullStarted(e) => &e.namespace,
+            Event::PullLayerFetched(e) => &e.namespace,
+            Event::PullCompleted(e) => &e.namespace,
+            Event::PullFailed(e) => &e.namespace,
             Event::ContainerCreateRequested(e) => &e.namespace,
             Event::ContainerCreated(e)
             | Event::ContainerStartRequested(e)
@@ -652,6 +725,10 @@ impl Event {
             Event::ImportCompleted(e) => (K::Import, e.id.clone()),
             Event::ImportFailed(e) => (K::Import, e.id.clone()),
             Event::GcCompleted(_) => (K::Gc, "gc".to_string()),
+            Event::PullStarted(e) => (K::Pull, e.id.clone()),
+            Event::PullLayerFetched(e) => (K::Pull, e.id.clone()),
+            Event::PullCompleted(e) => (K::Pull, e.id.clone()),
+            Event::PullFailed(e) => (K::Pull, e.id.clone()),
             _ => (
                 K::Container,
                 self.container_id()
@@ -855,6 +932,49 @@ mod tests {
             Event::decode("namespace.deleted", 0, b"", at()),
             Err(DecodeError::UnknownOldSchema { .. })
         ));
+    }
+
+    #[test]
+    fn pull_events_roundtrip_and_track_pulls_in_flight() {
+        let ns = NamespaceName::parse("default").unwrap();
+        let started = Event::PullStarted(PullStarted {
+            namespace: ns.clone(),
+            id: "p1".into(),
+            reference: "127.0.0.1:5000/app:v1".into(),
+            platform: "linux/amd64".into(),
+            at: at(),
+        });
+        let fetched = Event::PullLayerFetched(PullLayerFetched {
+            namespace: ns.clone(),
+            id: "p1".into(),
+            digest: Digest::of_bytes(b"layer"),
+            size: 5,
+        });
+        let done = Event::PullCompleted(PullCompleted {
+            namespace: ns.clone(),
+            id: "p1".into(),
+            image: ImageName::parse("127.0.0.1:5000/app:v1").unwrap(),
+            digest: Digest::of_bytes(b"manifest"),
+            at: at(),
+        });
+        let failed = Event::PullFailed(PullFailed {
+            namespace: ns,
+            id: "p2".into(),
+            reason: "interrupted by a daemon restart".into(),
+            at: at(),
+        });
+        for e in [&started, &fetched, &done, &failed] {
+            let back = Event::decode(e.topic(), e.schema(), &e.encode_payload(), at()).unwrap();
+            assert_eq!(&back, e);
+            assert_eq!(e.stream().0, StreamKind::Pull);
+            assert!(e.topic().starts_with("pull."));
+        }
+        let mut state = crate::State::default();
+        state.apply_at(1, &started);
+        state.apply_at(2, &fetched);
+        assert!(state.storage.pulls.contains_key("p1"));
+        state.apply_at(3, &done);
+        assert!(state.storage.pulls.is_empty());
     }
 
     #[test]

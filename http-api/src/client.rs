@@ -427,6 +427,61 @@ impl Client {
         })
     }
 
+    /// `POST /v1/images/pull`: waits for the pull to end.
+    pub async fn pull_image(
+        &self,
+        ns: &str,
+        req: &PullImageRequest,
+    ) -> Result<PullImageResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/images/pull?{}", ns_query(ns)),
+            Some(req),
+        )
+        .await
+    }
+
+    /// `POST /v1/images/pull?stream=true`: newline-delimited JSON progress lines, the
+    /// last `{"status":"completed",…}` or `{"error":{…}}`.
+    pub async fn pull_image_stream(
+        &self,
+        ns: &str,
+        req: &PullImageRequest,
+    ) -> Result<LineStream, ClientError> {
+        let body = serde_json::to_vec(req).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let res = self
+            .send(
+                Method::POST,
+                &format!("/v1/images/pull?{}&stream=true", ns_query(ns)),
+                Some(body),
+                &[],
+            )
+            .await?;
+        if !res.status().is_success() {
+            return Err(Client::error_of(res).await);
+        }
+        Ok(LineStream {
+            body: res.into_body(),
+            buf: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// `POST /v1/images/{name}/push`.
+    pub async fn push_image(
+        &self,
+        ns: &str,
+        name: &str,
+        req: &PushImageRequest,
+    ) -> Result<PushImageResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/images/{}/push?{}", encode_path(name), ns_query(ns)),
+            Some(req),
+        )
+        .await
+    }
+
     /// `POST /v1/containers`.
     pub async fn create_container(
         &self,

@@ -11,6 +11,8 @@
 //! - [`raw`]: HTTP by hand over a blocking unix socket, chunked bodies, SSE blocks.
 //! - [`storage`]: test images (`berth-mkimage`), import/export through the client, a
 //!   before/after [`storage::StorageView`] of a daemon's storage (API and disk), mounts.
+//! - [`registry`]: a real `docker-registry` per test, skopeo pushes, and a fault-injecting
+//!   proxy (corrupt, cut or stall one blob; records `Range` headers).
 //! - [`containers`]: the busybox image for containers, create requests, polling for a
 //!   status or a log line, the shims/mounts/cgroups containers leave and their cleanup.
 //! - helpers here: namespace requests, reading events with a timeout.
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod containers;
 pub mod daemon;
 pub mod raw;
+pub mod registry;
 pub mod storage;
 
 use std::time::Duration;

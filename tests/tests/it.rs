@@ -22,6 +22,8 @@ mod images;
 mod lock;
 #[path = "it/namespaces.rs"]
 mod namespaces;
+#[path = "it/pull.rs"]
+mod pull;
 #[path = "it/restart.rs"]
 mod restart;
 #[path = "it/storage_cli.rs"]

@@ -15,7 +15,7 @@ use crate::ids::NamespaceName;
 
 pub use container::{Container, Containers, Status};
 pub use namespace::Namespace;
-pub use storage::{ContentRecord, Image, Import, Lease, Snapshot, Storage};
+pub use storage::{ContentRecord, Image, Import, Lease, Pull, Snapshot, Storage};
 
 /// Version of the checkpoint encoding of [`State`]. A checkpoint of another version is
 /// ignored (recovery replays the journal from the start instead).

@@ -1,5 +1,5 @@
-//! State of the storage aggregates: content, images, snapshots, leases and imports in
-//! flight. One `match` per aggregate.
+//! State of the storage aggregates: content, images, snapshots, leases, imports and pulls
+//! in flight. One `match` per aggregate.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -88,6 +88,21 @@ pub struct Import {
     pub started_at: DateTime<Utc>,
 }
 
+/// A pull in flight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pull {
+    /// Id.
+    pub id: String,
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// The reference being pulled.
+    pub reference: String,
+    /// The platform.
+    pub platform: String,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+}
+
 /// Everything storage-related in [`State`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Storage {
@@ -103,6 +118,9 @@ pub struct Storage {
     pub leases: BTreeMap<NamespaceName, BTreeMap<String, Lease>>,
     /// Imports in flight, by id.
     pub imports: BTreeMap<String, Import>,
+    /// Pulls in flight, by id.
+    #[serde(default)]
+    pub pulls: BTreeMap<String, Pull>,
 }
 
 impl Storage {
@@ -267,7 +285,25 @@ pub(super) fn apply(state: &mut State, event: &Event) {
         Event::ImportFailed(e) => {
             st.imports.remove(&e.id);
         }
-        Event::GcCompleted(_) => {}
+        Event::PullStarted(e) => {
+            st.pulls.insert(
+                e.id.clone(),
+                Pull {
+                    id: e.id.clone(),
+                    namespace: e.namespace.clone(),
+                    reference: e.reference.clone(),
+                    platform: e.platform.clone(),
+                    started_at: e.at,
+                },
+            );
+        }
+        Event::PullCompleted(e) => {
+            st.pulls.remove(&e.id);
+        }
+        Event::PullFailed(e) => {
+            st.pulls.remove(&e.id);
+        }
+        Event::PullLayerFetched(_) | Event::GcCompleted(_) => {}
         _ => {}
     }
 }

@@ -208,6 +208,75 @@ pub struct ImportResponse {
     pub seq: u64,
 }
 
+/// Credentials for a registry, given with a pull or push request (they take
+/// precedence over the daemon's credentials file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryAuth {
+    /// User name.
+    pub username: String,
+    /// Password or access token.
+    pub password: String,
+}
+
+/// `POST /v1/images/pull` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullImageRequest {
+    /// `host[:port]/repo[:tag][@sha256:…]`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// `os/arch[/variant]` to pick from an index and unpack (default: this host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// Credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RegistryAuth>,
+}
+
+/// `POST /v1/images/pull` answer (and the final line of `?stream=true`, with
+/// `"status":"completed"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullImageResponse {
+    /// The image name stored.
+    pub image: String,
+    /// The manifest or index digest the reference resolved to.
+    pub digest: String,
+    /// The pull's id (its events' stream id).
+    pub pull_id: String,
+    /// Journal position.
+    pub seq: u64,
+}
+
+/// `POST /v1/images/{name}/push` body.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushImageRequest {
+    /// Where to push (default: the image's own name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RegistryAuth>,
+}
+
+/// `POST /v1/images/{name}/push` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushImageResponse {
+    /// The image pushed.
+    pub image: String,
+    /// Where it went.
+    pub target: String,
+    /// The digest of the manifest or index pushed.
+    pub digest: String,
+    /// Blobs uploaded.
+    pub uploaded: u64,
+    /// Blobs mounted from another repository of the registry.
+    pub mounted: u64,
+    /// Blobs the registry had.
+    pub existing: u64,
+}
+
 /// `POST /v1/images/{name}/tag` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,6 +7,7 @@ pub mod events;
 pub mod images;
 pub mod journal;
 pub mod namespaces;
+pub mod pull;
 pub mod storage;
 pub mod system;
 
@@ -49,10 +50,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/journal/checkpoint"),
     ("get", "/v1/images"),
     ("post", "/v1/images/import"),
+    ("post", "/v1/images/pull"),
     ("get", "/v1/images/{name}"),
     ("delete", "/v1/images/{name}"),
     ("post", "/v1/images/{name}/tag"),
     ("get", "/v1/images/{name}/export"),
+    ("post", "/v1/images/{name}/push"),
     ("get", "/v1/snapshots"),
     ("get", "/v1/content"),
     ("get", "/v1/content/{digest}"),
@@ -107,6 +110,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/journal/checkpoint", web::post().to(journal::checkpoint))
             .route("/images", web::get().to(images::list))
             .route("/images/import", web::post().to(images::import))
+            .route("/images/pull", web::post().to(pull::pull))
+            .route("/images/{name:.+}/push", web::post().to(pull::push))
             .route("/images/{name:.+}/export", web::get().to(images::export))
             .route("/images/{name:.+}/tag", web::post().to(images::tag))
             .route("/images/{name:.+}", web::get().to(images::inspect))

@@ -66,6 +66,11 @@ pub struct Args {
     /// Where to create the working directory [default: the system temporary directory]
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Keep berthd's `--state` and runc's `--root` on the working directory's disk
+    /// instead of a tmpfs. By default both are on a tmpfs mounted for the bench, as
+    /// `/run` is on a production host (this VM's `/run` is on disk).
+    #[arg(long)]
+    state_on_disk: bool,
 }
 
 /// Warm-up runs of each side before the timed ones.
@@ -408,6 +413,8 @@ struct Work {
     containers: Vec<String>,
     /// The runc bundle's rootfs, while mounted.
     runc_rootfs: Option<PathBuf>,
+    /// The tmpfs holding the state directories, while mounted.
+    tmpfs: Option<PathBuf>,
     cleaned: bool,
 }
 
@@ -460,6 +467,11 @@ impl Work {
             problems.push(format!("berth-shim {pid} was still running; killing it"));
             if let Some(p) = pid_of(pid) {
                 let _ = kill(p, Signal::SIGKILL);
+            }
+        }
+        if let Some(t) = self.tmpfs.take() {
+            if let Err(e) = umount2(&t, MntFlags::MNT_DETACH) {
+                problems.push(format!("unmounting the tmpfs {}: {e}", t.display()));
             }
         }
         let mut left = mounts_under(&self.dir);
@@ -1011,7 +1023,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("creating a directory in {}", parent.display()))?
         .keep();
     let root = dir.join("root");
-    let state = dir.join("state");
+    // Volatile state (bundles, shim sockets, runc's state) on a tmpfs, as /run is.
+    let volatile = dir.join("run");
+    std::fs::create_dir_all(&volatile)?;
+    let tmpfs = if args.state_on_disk {
+        None
+    } else {
+        mount(
+            Some("tmpfs"),
+            &volatile,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755,size=512m"),
+        )
+        .with_context(|| format!("mounting a tmpfs on {}", volatile.display()))?;
+        Some(volatile.clone())
+    };
+    let state = volatile.join("state");
     let socket = state.join("berth.sock");
     let berth = Berth {
         bin: bins.berth.clone(),
@@ -1022,14 +1050,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         state: state.clone(),
         berth: berth.clone(),
         runc: bins.runc.clone(),
-        runc_root: dir.join("runc-root"),
+        runc_root: volatile.join("runc-root"),
         cgroup_parent: format!("berth-bench-{}", std::process::id()),
         daemon: None,
         containers: Vec::new(),
         runc_rootfs: None,
+        tmpfs,
         cleaned: false,
     };
     println!("working directory {}", dir.display());
+    println!(
+        "volatile state (berthd --state, runc --root): {}",
+        if work.tmpfs.is_some() {
+            "on a tmpfs, as /run on a production host"
+        } else {
+            "on disk (--state-on-disk)"
+        }
+    );
 
     // The image and the daemon.
     let image = dir.join("busybox.tar");

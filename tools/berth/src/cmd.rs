@@ -56,6 +56,12 @@ enum Command {
     /// The content store
     #[command(subcommand)]
     Content(ContentCommand),
+    /// Pull an image from a registry
+    Pull(crate::registry::PullArgs),
+    /// Push an image to a registry
+    Push(crate::registry::PushArgs),
+    /// Store credentials for a registry (in the file berthd reads)
+    Login(crate::registry::LoginArgs),
     /// Remove unreferenced content and snapshots
     Gc,
     /// System information
@@ -196,6 +202,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let labels = parse_labels(labels)?;
             crate::storage::label(&client(&cli)?, namespace(&cli), cli.json, digest, labels).await
         }
+        Command::Pull(a) => {
+            crate::registry::pull(&client(&cli)?, namespace(&cli), cli.json, a).await
+        }
+        Command::Push(a) => {
+            crate::registry::push(&client(&cli)?, namespace(&cli), cli.json, a).await
+        }
+        Command::Login(a) => crate::registry::login(cli.json, a),
         Command::Gc => crate::storage::gc(&client(&cli)?, namespace(&cli), cli.json).await,
         Command::System(SystemCommand::Df) => crate::storage::df(&client(&cli)?, cli.json).await,
         Command::Containers(c) => {

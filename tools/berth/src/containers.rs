@@ -9,7 +9,7 @@ use std::io::Write;
 use anyhow::{bail, Context};
 use berth_engine::container::MountKind;
 use berth_http::api::types::*;
-use berth_http::client::{encode_path, Client};
+use berth_http::client::{encode_path, Client, ClientError};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 
@@ -649,7 +649,29 @@ async fn run(client: &Client, ns: &str, as_json: bool, a: &RunArgs) -> anyhow::R
         bail!("--rm cannot be used with -d: the daemon does not remove containers when they exit");
     }
     let req = a.create.request(&shell_env)?;
-    let created = client.create_container(ns, &req).await?;
+    let created = match client.create_container(ns, &req).await {
+        Err(ClientError::Api {
+            status: 404,
+            message,
+            ..
+        }) if message.contains("image") && crate::registry::names_registry(&req.image) => {
+            // A missing image from a registry is pulled first (progress on stderr).
+            eprintln!("image {} is not here; pulling it", req.image);
+            let pulled = client
+                .pull_image(
+                    ns,
+                    &berth_http::api::types::PullImageRequest {
+                        reference: req.image.clone(),
+                        platform: None,
+                        auth: None,
+                    },
+                )
+                .await?;
+            eprintln!("pulled {} {}", pulled.image, pulled.digest);
+            client.create_container(ns, &req).await?
+        }
+        other => other?,
+    };
     let id = created.container.id.clone();
     if a.detach {
         let res = client.container_verb(ns, &id, "start", "").await?;

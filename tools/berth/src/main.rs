@@ -4,6 +4,7 @@
 mod cmd;
 mod containers;
 mod output;
+mod registry;
 mod storage;
 
 use clap::Parser;

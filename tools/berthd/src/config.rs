@@ -69,6 +69,29 @@ struct FileConfig {
     /// OCI runtimes by name: `[runtimes.crun] path = "/usr/bin/crun"`.
     #[serde(default)]
     runtimes: std::collections::BTreeMap<String, RuntimeSection>,
+    #[serde(default)]
+    registry: RegistrySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrySection {
+    /// Registries reachable over plain HTTP or unverified HTTPS.
+    #[serde(default)]
+    insecure: Vec<String>,
+    /// Whether loopback registries are insecure without being listed (default true).
+    insecure_loopback: Option<bool>,
+    /// Mirrors per registry, tried in order before it (pulls only).
+    #[serde(default)]
+    mirrors: std::collections::BTreeMap<String, Vec<String>>,
+    /// `<certs_dir>/<host:port>/*.crt`.
+    certs_dir: Option<PathBuf>,
+    /// A docker-compatible `config.json` with `auths`.
+    credentials_file: Option<PathBuf>,
+    /// The registry of references that name none.
+    default_registry: Option<String>,
+    max_concurrent_downloads: Option<usize>,
+    retries: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +142,7 @@ pub struct Config {
     pub workers: usize,
     pub snapshotter: berth_actors::storage::SnapshotterKind,
     pub containers: berth_actors::container::ContainerEnv,
+    pub registry: berth_engine::registry::RegistryConfig,
 }
 
 impl Config {
@@ -194,7 +218,9 @@ impl Config {
         if let Some(n) = file.containers.log_max_files {
             containers.log_max_files = n;
         }
+        let registry = registry_config(file.registry, flags.config.as_deref())?;
         Ok(Config {
+            registry,
             containers,
             snapshotter,
             root,
@@ -213,6 +239,50 @@ impl Config {
     }
 }
 
+/// The `[registry]` section over the client's defaults: the CA directory defaults to
+/// `certs.d` beside the configuration file (or `/etc/berth/certs.d`), the credentials
+/// file to `/root/.docker/config.json` (what `berth login` writes).
+fn registry_config(
+    r: RegistrySection,
+    config_file: Option<&Path>,
+) -> anyhow::Result<berth_engine::registry::RegistryConfig> {
+    let defaults = berth_engine::registry::RegistryConfig::default();
+    let certs_dir = r.certs_dir.unwrap_or_else(|| {
+        config_file
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(
+                || PathBuf::from("/etc/berth/certs.d"),
+                |d| d.join("certs.d"),
+            )
+    });
+    let mut c = berth_engine::registry::RegistryConfig {
+        insecure: r.insecure,
+        insecure_loopback: r.insecure_loopback.unwrap_or(defaults.insecure_loopback),
+        mirrors: r.mirrors,
+        certs_dir: Some(certs_dir),
+        credentials_file: Some(
+            r.credentials_file
+                .unwrap_or_else(|| PathBuf::from("/root/.docker/config.json")),
+        ),
+        ..defaults
+    };
+    c.default_registry = r.default_registry;
+    if let Some(n) = r.max_concurrent_downloads {
+        if n == 0 {
+            bail!("registry.max_concurrent_downloads must be at least 1");
+        }
+        c.max_concurrent_downloads = n;
+    }
+    if let Some(n) = r.retries {
+        c.retries = n;
+    }
+    // Checked as the daemon will use it.
+    berth_engine::registry::RegistryClient::new(c.clone())
+        .map_err(|e| anyhow::anyhow!("[registry]: {e}"))?;
+    Ok(c)
+}
+
 fn read_token(path: &Path) -> anyhow::Result<String> {
     let token = std::fs::read_to_string(path)
         .with_context(|| format!("reading token file {}", path.display()))?
@@ -225,4 +295,52 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
         );
     }
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(text: &str) -> RegistrySection {
+        toml::from_str::<FileConfig>(text).unwrap().registry
+    }
+
+    #[test]
+    fn registry_section_defaults_and_checks() {
+        let c = registry_config(section(""), None).unwrap();
+        assert_eq!(c.certs_dir, Some(PathBuf::from("/etc/berth/certs.d")));
+        assert_eq!(
+            c.credentials_file,
+            Some(PathBuf::from("/root/.docker/config.json"))
+        );
+        assert_eq!(c.max_concurrent_downloads, 3);
+        assert!(c.insecure_loopback);
+
+        let c = registry_config(
+            section(
+                "[registry]\ninsecure = [\"reg.local:5000\"]\ninsecure_loopback = false\n\
+                 max_concurrent_downloads = 8\ndefault_registry = \"reg.local:5000\"\n\
+                 [registry.mirrors]\n\"reg.local:5000\" = [\"http://mirror.local:5001\"]\n",
+            ),
+            Some(Path::new("/etc/berth/berthd.toml")),
+        )
+        .unwrap();
+        assert_eq!(c.certs_dir, Some(PathBuf::from("/etc/berth/certs.d")));
+        assert_eq!(c.insecure, vec!["reg.local:5000".to_string()]);
+        assert!(!c.insecure_loopback);
+        assert_eq!(c.max_concurrent_downloads, 8);
+        assert_eq!(c.mirrors["reg.local:5000"].len(), 1);
+        let c = registry_config(section(""), Some(Path::new("/srv/b/berthd.toml"))).unwrap();
+        assert_eq!(c.certs_dir, Some(PathBuf::from("/srv/b/certs.d")));
+
+        assert!(
+            registry_config(section("[registry]\nmax_concurrent_downloads = 0\n"), None).is_err()
+        );
+        assert!(registry_config(
+            section("[registry]\ndefault_registry = \"not a host\"\n"),
+            None
+        )
+        .is_err());
+        assert!(toml::from_str::<FileConfig>("[registry]\nnope = 1\n").is_err());
+    }
 }

@@ -158,6 +158,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         RuntimeConfig {
             checkpoint_every: config.checkpoint_every,
             max_batch: config.max_batch,
+            registry: config.registry.clone(),
             on_fatal: Box::new(|e| {
                 tracing::error!(error = %e, "the journal failed; exiting so that a restart replays what is durable");
                 std::process::exit(70);
