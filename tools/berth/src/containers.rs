@@ -729,6 +729,19 @@ async fn attach(client: &Client, ns: &str, id: &str) -> anyhow::Result<WaitRespo
             }
         }
     }
+    // The stream ends once the container no longer runs and its log is read: its exit
+    // is in the state already, readable without queueing behind the container's actor.
+    let v = client.container(ns, id).await?;
+    if v.status == "stopped" {
+        if let Some(e) = v.exit {
+            return Ok(WaitResponse {
+                exit_code: e.code,
+                signal: e.signal,
+                oom_killed: e.oom_killed,
+                at: Some(e.at),
+            });
+        }
+    }
     Ok(client.wait_container(ns, id).await?)
 }
 
