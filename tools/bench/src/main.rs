@@ -12,6 +12,9 @@
 //! - `containers`: `berth run --rm busybox true` against `runc run` of an equivalent
 //!   bundle, side by side; then N detached containers: start time, memory per shim,
 //!   berthd's memory, `rm -f` time (real berthd, berth, berth-shim and runc; root only).
+//! - `pull`: cold pull (download + verify + unpack, empty store) of a ≥ 150 MB multi-layer
+//!   image from a loopback `docker-registry`, `berth pull` against containerd's
+//!   `ctr images pull --plain-http`, side by side; peak RSS of each daemon.
 //!
 //! Every benchmark works in its own temporary directory, prints human-readable results,
 //! then one final JSON line with the same figures.
@@ -20,6 +23,7 @@ mod append;
 mod common;
 mod containers;
 mod fanout;
+mod pull;
 mod replay;
 mod unpack;
 
@@ -47,6 +51,9 @@ enum Command {
     /// Container start-to-exit latency against runc, and N running containers: time,
     /// memory per shim, berthd's memory (root only; needs the release binaries).
     Containers(containers::Args),
+    /// Cold pull (download + unpack) of a large image from a loopback registry: berth vs
+    /// containerd's `ctr images pull` (root only; needs the release binaries).
+    Pull(pull::Args),
     /// (internal) One recovery measurement, run by `replay` in a fresh process.
     #[command(hide = true)]
     ReplayChild(replay::ChildArgs),
@@ -59,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fanout(a) => fanout::run(a),
         Command::Unpack(a) => unpack::run(a),
         Command::Containers(a) => containers::run(a),
+        Command::Pull(a) => pull::run(a),
         Command::ReplayChild(a) => replay::child(a),
     }
 }
