@@ -14,6 +14,8 @@
 //!   the same reference share it), and [`pull::push`] of an image to a registry.
 //! - [`container`]: the [`container::ContainerActor`], one per container (lifecycle
 //!   through its shim, restart policy, re-attachment after a restart).
+//! - [`notice`]: notices — byte-level progress broadcast to event-stream subscribers,
+//!   never journaled.
 //! - [`gc`]: garbage collection (plan, then remove; leases protect work in flight).
 //! - [`storage`]: the content store and snapshotter the actors share.
 //! - [`messages`]: every actix message, grouped by recipient.
@@ -25,6 +27,7 @@ pub mod import;
 pub mod journal_writer;
 pub mod messages;
 pub mod namespace;
+pub mod notice;
 pub mod pull;
 pub mod recovery;
 pub mod runtime;

@@ -69,6 +69,8 @@ pub struct Handles {
     pub containers_reconciled: ContainersReconciled,
     /// The registry client (pulls go through the supervisor; pushes use it directly).
     pub registry: RegistryClient,
+    /// Notices for the event stream (pull progress), never journaled.
+    pub notices: crate::notice::NoticeBus,
 }
 
 /// Why start-up failed.
@@ -130,12 +132,14 @@ pub async fn start(
     if reconciled != Reconciled::default() {
         tracing::warn!(?reconciled, "storage reconciled with the journal");
     }
+    let notices = crate::notice::bus(4096);
     let supervisor = Supervisor::new(
         writer.clone(),
         stores.clone(),
         containers.clone(),
         registry.clone(),
     )
+    .with_notices(notices.clone())
     .start();
     let containers_reconciled = supervisor
         .send(ReconcileContainers)
@@ -155,5 +159,6 @@ pub async fn start(
         containers,
         containers_reconciled,
         registry,
+        notices,
     })
 }

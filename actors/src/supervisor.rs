@@ -38,6 +38,7 @@ pub struct Supervisor {
     pulls: HashMap<(NamespaceName, String, String), Addr<crate::pull::PullActor>>,
     env: ContainerEnv,
     registry: berth_engine::registry::RegistryClient,
+    notices: crate::notice::NoticeBus,
 }
 
 impl Supervisor {
@@ -57,7 +58,14 @@ impl Supervisor {
             pulls: HashMap::new(),
             env,
             registry,
+            notices: crate::notice::bus(1),
         }
+    }
+
+    /// Publishes pull progress on `bus` (for the event stream).
+    pub fn with_notices(mut self, bus: crate::notice::NoticeBus) -> Self {
+        self.notices = bus;
+        self
     }
 
     /// The actor of an existing container, spawned if it is not running.
@@ -285,7 +293,30 @@ impl Handler<crate::messages::StartPull> for Supervisor {
                     self.registry.clone(),
                 )
                 .start();
-                self.pulls.insert(key, a.clone());
+                self.pulls.insert(key.clone(), a.clone());
+                // Forward the pull's progress to the event stream's notices.
+                let (bus, actor) = (self.notices.clone(), a.clone());
+                actix::spawn(async move {
+                    let Ok(mut ticket) = actor.send(crate::messages::JoinPull).await else {
+                        return;
+                    };
+                    use tokio::sync::broadcast::error::RecvError;
+                    loop {
+                        match ticket.progress.recv().await {
+                            Ok(p) => {
+                                let n = crate::notice::pull_progress(
+                                    &key.0.to_string(),
+                                    &ticket.id,
+                                    &key.1,
+                                    &p,
+                                );
+                                let _ = bus.send(std::sync::Arc::new(n));
+                            }
+                            Err(RecvError::Lagged(_)) => {}
+                            Err(RecvError::Closed) => break,
+                        }
+                    }
+                });
                 a
             }
         };

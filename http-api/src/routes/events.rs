@@ -7,6 +7,10 @@
 //! stream carries a keep-alive comment every few seconds. A subscriber too slow to keep
 //! up receives what was buffered for it, then `event: resync`, and the stream closes:
 //! it never slows writers down.
+//!
+//! Notices (byte-level pull progress, `event: pull.progress`) are interleaved as they
+//! happen, filtered alike. They carry no `id:`, so they never move a client's resume
+//! point, and they are not replayed: what a client did not see is gone.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,7 +18,10 @@ use berth_engine::ids::NamespaceName;
 use berth_journal::{Record, SubEvent, Subscription};
 use bytes::Bytes;
 use serde::Deserialize;
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use berth_actors::notice::Notice;
+use tokio::sync::{broadcast, watch};
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
 use crate::api::error::ApiError;
@@ -39,14 +46,44 @@ struct Filter {
 
 impl Filter {
     fn matches(&self, r: &Record) -> bool {
-        self.namespace.as_ref().is_none_or(|n| *n == r.namespace)
-            && (self.topics.is_empty()
-                || self.topics.iter().any(|t| r.topic.starts_with(t.as_str())))
+        self.accepts(&r.namespace, &r.topic)
     }
+
+    fn accepts(&self, namespace: &str, topic: &str) -> bool {
+        self.namespace.as_ref().is_none_or(|n| n == namespace)
+            && (self.topics.is_empty() || self.topics.iter().any(|t| topic.starts_with(t.as_str())))
+    }
+}
+
+/// The next notice, or never once the bus is gone.
+async fn next_notice(rx: &mut Option<broadcast::Receiver<Arc<Notice>>>) -> Arc<Notice> {
+    loop {
+        let Some(r) = rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        match r.recv().await {
+            Ok(n) => return n,
+            // Progress is lossy: a subscriber that fell behind skips what it missed.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => *rx = None,
+        }
+    }
+}
+
+fn notice_frame(n: &Notice) -> Bytes {
+    let data = serde_json::json!({
+        "at": n.at,
+        "namespace": n.namespace,
+        "stream": {"kind": n.kind, "id": n.id},
+        "topic": n.topic,
+        "event": n.event,
+    });
+    Bytes::from(format!("event: {}\ndata: {}\n\n", n.topic, data))
 }
 
 struct Stream {
     sub: Subscription,
+    notices: Option<broadcast::Receiver<Arc<Notice>>>,
     filter: Filter,
     keepalive: Interval,
     shutdown: watch::Receiver<bool>,
@@ -102,6 +139,12 @@ impl Stream {
                     }
                     None => return None,
                 },
+                n = next_notice(&mut self.notices) => {
+                    if self.filter.accepts(&n.namespace, n.topic) {
+                        self.keepalive.reset();
+                        return Some((Ok(notice_frame(&n)), self));
+                    }
+                }
                 _ = self.keepalive.tick() => {
                     return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), self));
                 }
@@ -151,6 +194,7 @@ pub async fn stream(
     let hello = format!("retry: 2000\n: berth event stream from seq {from}\n\n");
     let s = Stream {
         sub: journal.subscribe_from(from),
+        notices: Some(state.handles.notices.subscribe()),
         filter: Filter { namespace, topics },
         keepalive,
         shutdown: state.shutdown.clone(),

@@ -670,3 +670,52 @@ async fn tls_registry_with_a_ca_from_certs_d() {
         .expect("pull over TLS");
     assert_eq!(r.digest, built.digest.to_string());
 }
+
+/// Byte-level progress reaches event-stream subscribers as `pull.progress` notices,
+/// without an `id:` (never a resume point) and never in the journal; a topic filter
+/// that does not ask for pulls does not get them.
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_progress_is_broadcast_on_the_event_stream_but_not_journaled() {
+    if !available() {
+        return;
+    }
+    let reg = TestRegistry::start();
+    let d = TestDaemon::start();
+    let (archive, _) = build_image(d.dir(), ImageKind::Layers, Format::OciArchive, None);
+    let reference = format!("{}/test/layers:v1", reg.host());
+    skopeo_push(&archive, &reference);
+    let c = d.client();
+    let mut pulls = c.events("topic=pull.", None).await.unwrap();
+    let mut others = c.events("topic=namespace.", None).await.unwrap();
+    c.pull_image("default", &req(&reference)).await.unwrap();
+
+    let mut progress = Vec::new();
+    loop {
+        let m = berth_tests::next_event(&mut pulls).await;
+        match m.event.as_deref() {
+            Some("pull.progress") => {
+                assert_eq!(m.id, None, "a notice has no id: {m:?}");
+                let v: serde_json::Value = serde_json::from_str(&m.data).unwrap();
+                assert_eq!(v["stream"]["kind"], "pull", "{v}");
+                assert_eq!(v["event"]["reference"], reference.as_str(), "{v}");
+                progress.push(v["event"]["status"].as_str().unwrap_or("").to_string());
+            }
+            Some("pull.completed") => {
+                assert!(m.id.is_some(), "a journal record has its seq: {m:?}");
+                break;
+            }
+            _ => assert!(m.id.is_some(), "{m:?}"),
+        }
+    }
+    assert!(
+        progress.iter().any(|s| s == "layer_done"),
+        "no layer progress seen: {progress:?}"
+    );
+    assert!(
+        journal(&c).await.iter().all(|r| r.topic != "pull.progress"),
+        "progress must not be journaled"
+    );
+    // The other subscriber saw nothing of it (only keep-alives would come).
+    let quiet = tokio::time::timeout(Duration::from_millis(300), others.next()).await;
+    assert!(quiet.is_err(), "a namespace.-only subscriber got {quiet:?}");
+}
