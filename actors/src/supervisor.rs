@@ -305,7 +305,7 @@ impl Handler<crate::messages::StartPull> for Supervisor {
                         match ticket.progress.recv().await {
                             Ok(p) => {
                                 let n = crate::notice::pull_progress(
-                                    &key.0.to_string(),
+                                    key.0.as_str(),
                                     &ticket.id,
                                     &key.1,
                                     &p,
