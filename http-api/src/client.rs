@@ -435,6 +435,21 @@ impl Client {
     ) -> Result<PullImageResponse, ClientError> {
         self.call(
             Method::POST,
+            &format!("/v1/images/pull?{}&wait=true", ns_query(ns)),
+            Some(req),
+        )
+        .await
+    }
+
+    /// `POST /v1/images/pull` (202): starts the pull and answers at once; progress and
+    /// outcome follow on the event stream.
+    pub async fn start_pull(
+        &self,
+        ns: &str,
+        req: &PullImageRequest,
+    ) -> Result<crate::api::types::PullAccepted, ClientError> {
+        self.call(
+            Method::POST,
             &format!("/v1/images/pull?{}", ns_query(ns)),
             Some(req),
         )

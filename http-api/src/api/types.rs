@@ -248,6 +248,16 @@ pub struct PullImageResponse {
     pub seq: u64,
 }
 
+/// `POST /v1/images/pull` answer without `wait` or `stream` (202): the pull runs on;
+/// its progress and outcome are on `/v1/events` (stream `pull`, id `pull_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullAccepted {
+    /// The pull's id (its events' stream id).
+    pub pull_id: String,
+    /// The reference being pulled.
+    pub reference: String,
+}
+
 /// `POST /v1/images/{name}/push` body.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -24,6 +24,9 @@ pub struct PullQuery {
     /// Answer with newline-delimited JSON progress until the pull ends.
     #[serde(default)]
     pub stream: bool,
+    /// Answer when the pull has ended, with its result.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 fn credentials(auth: Option<&RegistryAuth>) -> Option<Credentials> {
@@ -110,6 +113,13 @@ pub async fn pull(
         }))
         .await
         .map_err(mailbox)??;
+    if !q.stream && !q.wait {
+        // The pull runs in its actor whether anyone waits or not.
+        return Ok(HttpResponse::Accepted().json(crate::api::types::PullAccepted {
+            pull_id: ticket.id,
+            reference: body.reference.clone(),
+        }));
+    }
     if !q.stream {
         let reply = ticket.done.await.map_err(|_| gone())??;
         return Ok(HttpResponse::Ok().json(response(&reply)));

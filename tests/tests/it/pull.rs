@@ -719,3 +719,30 @@ async fn pull_progress_is_broadcast_on_the_event_stream_but_not_journaled() {
     let quiet = tokio::time::timeout(Duration::from_millis(300), others.next()).await;
     assert!(quiet.is_err(), "a namespace.-only subscriber got {quiet:?}");
 }
+
+/// Without `wait` or `stream` the pull answers 202 at once with its id; its outcome is
+/// on the event stream and in the journal under that id.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwaited_pull_answers_202_and_finishes_on_its_own() {
+    if !available() {
+        return;
+    }
+    let reg = TestRegistry::start();
+    let d = TestDaemon::start();
+    let (archive, built) = build_image(d.dir(), ImageKind::Busybox, Format::OciArchive, None);
+    let reference = format!("{}/test/busybox:async", reg.host());
+    skopeo_push(&archive, &reference);
+    let c = d.client();
+    let mut events = c.events("topic=pull.completed,pull.failed", None).await.unwrap();
+    let accepted = c.start_pull("default", &req(&reference)).await.unwrap();
+    assert_eq!(accepted.reference, reference);
+    let m = berth_tests::next_event(&mut events).await;
+    assert_eq!(m.event.as_deref(), Some("pull.completed"), "{m:?}");
+    let e = m.envelope().unwrap();
+    assert_eq!(e.stream.id, accepted.pull_id, "{e:?}");
+    assert_eq!(e.event["digest"], built.digest.to_string(), "{e:?}");
+    assert_eq!(ok(d.cli(&["run", "--rm", &reference, "echo", "hi"])), "hi\n");
+    // A malformed reference is still refused before anything starts.
+    let (status, _, _) = api_error(c.start_pull("default", &req("Not A Ref")).await);
+    assert_eq!(status, 400);
+}
