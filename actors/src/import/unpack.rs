@@ -4,7 +4,7 @@ use actix::Addr;
 use berth_engine::content::Provider;
 use berth_engine::event::{LeaseResource, Target};
 use berth_engine::ids::{Digest, NamespaceName};
-use berth_engine::image::{self, Config, Parsed, Platform};
+use berth_engine::image::{self, BlobRef, Config, Parsed, Platform};
 use berth_engine::snapshot::Kind;
 use berth_engine::unpack::{apply_layer, sync_root, ApplyOptions, Compression};
 use berth_engine::{decide, Command, EngineError, ErrorKind};
@@ -72,21 +72,61 @@ pub async fn unpack_image(
     let (st, t, p) = (stores.clone(), target.clone(), platform.clone());
     let (_, manifest, config) = blocking(move || resolve(&st, &t, &p)).await?;
     let chain = config.chain_ids();
-    let diff_ids = config.diff_ids().to_vec();
+    let diff_ids = config.diff_ids();
     let mut parent: Option<String> = None;
     for (i, layer) in manifest.layers().iter().enumerate() {
         let chain_id = chain[i].to_string();
+        stores
+            .unpack_layer(
+                writer,
+                supervisor,
+                ns,
+                lease,
+                &format!("extract-{work_id}-{i}"),
+                &chain_id,
+                parent.as_deref(),
+                layer,
+                &diff_ids[i],
+            )
+            .await?;
+        parent = Some(chain_id);
+    }
+    Ok(())
+}
+
+// `unpack_layer` is a method of `Stores` so that the pull (which unpacks each layer
+// as soon as it is downloaded) reaches it without widening this private module.
+impl Stores {
+    /// Unpacks one layer (its blob in the content store, `layer` of the manifest) into
+    /// the committed snapshot `chain_id` of `ns` on top of `parent` (the previous
+    /// layer's chain id, committed already; `None` for the bottom layer): nothing when
+    /// that snapshot is committed already; otherwise through the active snapshot `key`,
+    /// put under `lease` before it is prepared, checked against `diff_id` and removed
+    /// again when applying fails. Another unpack committing the same chain id first is
+    /// fine: its snapshot is used.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn unpack_layer(
+        &self,
+        writer: &WriterHandle,
+        supervisor: &Addr<Supervisor>,
+        ns: &NamespaceName,
+        lease: &str,
+        key: &str,
+        chain_id: &str,
+        parent: Option<&str>,
+        layer: &BlobRef,
+        diff_id: &Digest,
+    ) -> Result<(), EngineError> {
         let have = writer
             .state()
             .read()
             .storage
-            .snapshot(ns, &chain_id)
+            .snapshot(ns, chain_id)
             .is_some_and(|s| s.kind == Kind::Committed);
         if have {
-            parent = Some(chain_id);
-            continue;
+            return Ok(());
         }
-        let key = format!("extract-{work_id}-{i}");
+        let key = key.to_string();
         let events = decide(
             &writer.state().read(),
             Command::AddLeaseResource {
@@ -100,17 +140,17 @@ pub async fn unpack_image(
             .send(PrepareSnapshot {
                 namespace: ns.clone(),
                 key: key.clone(),
-                parent: parent.clone(),
+                parent: parent.map(str::to_string),
                 kind: Kind::Active,
                 labels: Default::default(),
             })
             .await
             .map_err(mailbox)??;
-        let (dir, mode) = stores.snapshotter.layer_dir(prepared.snapshot.id);
-        let st = stores.clone();
+        let (dir, mode) = self.snapshotter.layer_dir(prepared.snapshot.id);
+        let st = self.clone();
         let layer_digest = layer.digest.clone();
         let media_type = layer.media_type.clone();
-        let diff_id = diff_ids[i].clone();
+        let diff_id = diff_id.clone();
         let applied = blocking(move || {
             let compression = Compression::from_media_type(&media_type)?;
             let blob = st.content.open(&layer_digest)?;
@@ -145,7 +185,7 @@ pub async fn unpack_image(
             .send(CommitSnapshot {
                 namespace: ns.clone(),
                 key: key.clone(),
-                name: chain_id.clone(),
+                name: chain_id.to_string(),
             })
             .await
             .map_err(mailbox)?
@@ -164,7 +204,6 @@ pub async fn unpack_image(
                 }
             }
         }
-        parent = Some(chain_id);
+        Ok(())
     }
-    Ok(())
 }

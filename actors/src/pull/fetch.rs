@@ -2,6 +2,8 @@
 //! resumable ingests, unpack, name the image.
 
 use std::io::Write;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
@@ -12,13 +14,13 @@ use berth_engine::event::{
     Target,
 };
 use berth_engine::ids::{Digest, ImageName};
-use berth_engine::image::{self, Config, Parsed};
+use berth_engine::image::{self, BlobRef, Config, Parsed};
 use berth_engine::registry::RegistryClient;
 use berth_engine::{decide, Command, EngineError, ErrorKind};
 use chrono::Utc;
-use tokio::sync::broadcast;
+use futures_util::future::{select, Either};
+use tokio::sync::{broadcast, oneshot};
 
-use crate::import::unpack_image;
 use crate::messages::{PullProgress, PullReply, PullRequest};
 use crate::storage::{blocking, Stores};
 use crate::supervisor::Supervisor;
@@ -170,28 +172,11 @@ async fn pull(job: &Job) -> Result<(ImageName, Digest), EngineError> {
         .registry
         .fetch_blob_bytes(r, &cfg.digest, cfg.size.min(MAX_DOCUMENT_SIZE), creds)
         .await?;
-    Config::parse(&cfg_bytes)?.check_manifest(&manifest)?;
+    let config = Config::parse(&cfg_bytes)?;
+    config.check_manifest(&manifest)?;
     store_bytes(job, &cfg.digest, cfg_bytes.to_vec()).await?;
 
-    let layers: Vec<(Digest, u64)> = manifest
-        .layers()
-        .iter()
-        .map(|l| (l.digest.clone(), l.size))
-        .collect();
-    futures_util::future::try_join_all(layers.iter().map(|(d, s)| fetch_layer(job, d, *s))).await?;
-
-    job.report(PullProgress::Unpacking);
-    unpack_image(
-        &job.writer,
-        &job.stores,
-        &job.supervisor,
-        &job.request.namespace,
-        &job.lease(),
-        &job.id,
-        &top,
-        &job.request.platform,
-    )
-    .await?;
+    fetch_and_unpack(job, manifest.layers(), &config).await?;
     let events = decide(
         &job.writer.state().read(),
         Command::StoreImage {
@@ -204,6 +189,82 @@ async fn pull(job: &Job) -> Result<(ImageName, Digest), EngineError> {
     )?;
     job.writer.append(events).await?;
     Ok((name, top.digest))
+}
+
+/// Downloads the layers concurrently (bounded by the client's download slots) and,
+/// pipelined, unpacks them bottom-up: layer `i` is unpacked as soon as its blob is
+/// committed (digest verified) and layer `i - 1`'s snapshot is, while later layers
+/// still download. A failed download stops the unpack at the next layer boundary (the
+/// layer being applied is finished, never abandoned mid-way) and fails the pull; a
+/// failed unpack cancels the downloads still running. Either way the image is not
+/// named, and what was written stays under the pull's lease until it goes.
+async fn fetch_and_unpack(
+    job: &Job,
+    layers: &[BlobRef],
+    config: &Config,
+) -> Result<(), EngineError> {
+    let (done, committed): (Vec<_>, Vec<_>) =
+        layers.iter().map(|_| oneshot::channel::<()>()).unzip();
+    let stop = AtomicBool::new(false);
+    let downloads = async {
+        futures_util::future::try_join_all(layers.iter().zip(done).map(|(l, done)| async move {
+            fetch_layer(job, &l.digest, l.size).await?;
+            // The unpacker may have stopped already.
+            let _ = done.send(());
+            Ok::<_, EngineError>(())
+        }))
+        .await
+        // Completing drops the downloads in flight, and with them their senders.
+        .map(drop)
+    };
+    let unpack = async {
+        let chain = config.chain_ids();
+        let diff_ids = config.diff_ids();
+        let mut parent: Option<String> = None;
+        for (i, (layer, committed)) in layers.iter().zip(committed).enumerate() {
+            if committed.await.is_err() || stop.load(Ordering::Relaxed) {
+                return Err(EngineError::Unavailable(format!(
+                    "pull {}: a layer download failed; unpacking stopped",
+                    job.id
+                )));
+            }
+            if i == 0 {
+                job.report(PullProgress::Unpacking);
+            }
+            let chain_id = chain[i].to_string();
+            job.stores
+                .unpack_layer(
+                    &job.writer,
+                    &job.supervisor,
+                    &job.request.namespace,
+                    &job.lease(),
+                    &format!("extract-{}-{i}", job.id),
+                    &chain_id,
+                    parent.as_deref(),
+                    layer,
+                    &diff_ids[i],
+                )
+                .await?;
+            parent = Some(chain_id);
+        }
+        Ok(())
+    };
+    let (downloads, unpack) = (pin!(downloads), pin!(unpack));
+    match select(downloads, unpack).await {
+        Either::Left((fetched, unpack)) => {
+            if fetched.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            let unpacked = unpack.await;
+            fetched?;
+            unpacked
+        }
+        // A failed unpack drops (cancels) the downloads; the ingests stay resumable.
+        Either::Right((unpacked, downloads)) => {
+            unpacked?;
+            downloads.await
+        }
+    }
 }
 
 /// Puts `digest` under the pull's lease, then passes the content gate (a collection

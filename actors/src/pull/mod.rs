@@ -2,8 +2,10 @@
 //! requests for the same pull share it). Under an ephemeral lease it resolves the
 //! reference, stores the index, the platform's manifest and the config, downloads the
 //! layers concurrently (bounded by the registry client's download slots) through
-//! digest-verifying, resumable ingests, unpacks them (as an import does) and only then
-//! names the image. `pull.started` / `pull.layer_fetched` / `pull.completed` or
+//! digest-verifying, resumable ingests and, pipelined, unpacks them bottom-up (each
+//! layer as soon as it and the layer below are in, with the importer's per-layer
+//! step) while later layers still download; only when all are snapshots does it
+//! name the image. `pull.started` / `pull.layer_fetched` / `pull.completed` or
 //! `pull.failed` go into the journal; byte-level progress is only broadcast.
 //!
 //! [`push`] sends an image of the content store to a registry.

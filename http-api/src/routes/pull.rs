@@ -115,10 +115,12 @@ pub async fn pull(
         .map_err(mailbox)??;
     if !q.stream && !q.wait {
         // The pull runs in its actor whether anyone waits or not.
-        return Ok(HttpResponse::Accepted().json(crate::api::types::PullAccepted {
-            pull_id: ticket.id,
-            reference: body.reference.clone(),
-        }));
+        return Ok(
+            HttpResponse::Accepted().json(crate::api::types::PullAccepted {
+                pull_id: ticket.id,
+                reference: body.reference.clone(),
+            }),
+        );
     }
     if !q.stream {
         let reply = ticket.done.await.map_err(|_| gone())??;

@@ -543,7 +543,10 @@ async fn containers_start_again_after_the_state_directory_is_lost() {
     // "Reboot": the daemon stops, the volatile state goes.
     d.terminate();
     for m in mounts_under(d.state()) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&m).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&m)
+            .status();
     }
     std::fs::remove_dir_all(d.state().join("containers")).unwrap();
     let _ = std::fs::remove_dir_all(d.state().join("runc"));

@@ -733,7 +733,10 @@ async fn an_unwaited_pull_answers_202_and_finishes_on_its_own() {
     let reference = format!("{}/test/busybox:async", reg.host());
     skopeo_push(&archive, &reference);
     let c = d.client();
-    let mut events = c.events("topic=pull.completed,pull.failed", None).await.unwrap();
+    let mut events = c
+        .events("topic=pull.completed,pull.failed", None)
+        .await
+        .unwrap();
     let accepted = c.start_pull("default", &req(&reference)).await.unwrap();
     assert_eq!(accepted.reference, reference);
     let m = berth_tests::next_event(&mut events).await;
@@ -741,7 +744,10 @@ async fn an_unwaited_pull_answers_202_and_finishes_on_its_own() {
     let e = m.envelope().unwrap();
     assert_eq!(e.stream.id, accepted.pull_id, "{e:?}");
     assert_eq!(e.event["digest"], built.digest.to_string(), "{e:?}");
-    assert_eq!(ok(d.cli(&["run", "--rm", &reference, "echo", "hi"])), "hi\n");
+    assert_eq!(
+        ok(d.cli(&["run", "--rm", &reference, "echo", "hi"])),
+        "hi\n"
+    );
     // A malformed reference is still refused before anything starts.
     let (status, _, _) = api_error(c.start_pull("default", &req("Not A Ref")).await);
     assert_eq!(status, 400);

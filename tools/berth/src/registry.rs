@@ -1,7 +1,7 @@
 //! `berth pull|push|login`: registries.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -71,8 +71,42 @@ fn short(d: &str) -> String {
         .collect()
 }
 
-/// Pulls with progress: one line per event when stdout is not a terminal, a
-/// rewritten status line per layer (at most every 200 ms) when it is.
+/// Per-layer progress bars (indicatif) on a terminal.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    layers: BTreeMap<String, indicatif::ProgressBar>,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        Bars {
+            multi: indicatif::MultiProgress::new(),
+            layers: BTreeMap::new(),
+        }
+    }
+
+    fn bar(&mut self, layer: &str, total: u64) -> &indicatif::ProgressBar {
+        let multi = &self.multi;
+        self.layers.entry(layer.to_string()).or_insert_with(|| {
+            let bar = multi.add(indicatif::ProgressBar::new(total));
+            let style = indicatif::ProgressStyle::with_template(
+                "{prefix}: [{bar:30}] {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(short(layer));
+            bar
+        })
+    }
+
+    fn println(&self, msg: &str) {
+        let _ = self.multi.println(msg);
+    }
+}
+
+/// Pulls with progress: per-layer progress bars when stdout is a terminal, one line per
+/// event (layer progress at most every second) when it is not.
 pub async fn pull(client: &Client, ns: &str, as_json: bool, a: &PullArgs) -> anyhow::Result<i32> {
     if let Some(p) = &a.platform {
         crate::storage::check_platform(p)?;
@@ -83,17 +117,20 @@ pub async fn pull(client: &Client, ns: &str, as_json: bool, a: &PullArgs) -> any
         auth: None,
     };
     let mut lines = client.pull_image_stream(ns, &req).await?;
-    let tty = std::io::stdout().is_terminal() && !as_json && !a.quiet;
     let chatty = !as_json && !a.quiet;
+    let mut bars = (chatty && std::io::stdout().is_terminal()).then(Bars::new);
     let mut last_shown: BTreeMap<String, Instant> = BTreeMap::new();
-    let mut out = std::io::stdout();
+    let say = |bars: &Option<Bars>, msg: &str| match bars {
+        Some(b) => b.println(msg),
+        None => println!("{msg}"),
+    };
     while let Some(line) = lines.next_line().await {
         let line = line?;
         let v: serde_json::Value = serde_json::from_slice(&line)
             .with_context(|| format!("bad progress line {:?}", String::from_utf8_lossy(&line)))?;
         if let Some(err) = v.get("error") {
-            if tty {
-                println!();
+            if let Some(b) = &bars {
+                let _ = b.multi.clear();
             }
             bail!(
                 "{}: {}",
@@ -102,35 +139,47 @@ pub async fn pull(client: &Client, ns: &str, as_json: bool, a: &PullArgs) -> any
             );
         }
         if let Some(layer) = v.get("layer").and_then(|l| l.as_str()) {
-            let status = v.get("status").and_then(|s| s.as_str());
             if !chatty {
                 continue;
             }
+            let status = v.get("status").and_then(|s| s.as_str());
             if status == Some("layer_done") {
                 let n = v["size"].as_u64().unwrap_or(0);
-                if tty {
-                    print!("\r\x1b[K");
+                match &mut bars {
+                    Some(b) => {
+                        let bar = b.bar(layer, n);
+                        bar.set_length(n);
+                        bar.set_position(n);
+                        bar.finish_with_message("done");
+                    }
+                    None => println!("{}: done ({})", short(layer), size(n)),
                 }
-                println!("{}: done ({})", short(layer), size(n));
                 continue;
             }
-            let now = Instant::now();
-            let due = last_shown.get(layer).is_none_or(|t| {
-                now.duration_since(*t) >= Duration::from_millis(if tty { 200 } else { 1000 })
-            });
-            if due {
-                last_shown.insert(layer.to_string(), now);
-                let msg = format!(
-                    "{}: downloading {} / {}",
-                    short(layer),
-                    size(v["current"].as_u64().unwrap_or(0)),
-                    size(v["total"].as_u64().unwrap_or(0))
-                );
-                if tty {
-                    print!("\r\x1b[K{msg}");
-                    let _ = out.flush();
-                } else {
-                    println!("{msg}");
+            let (current, total) = (
+                v["current"].as_u64().unwrap_or(0),
+                v["total"].as_u64().unwrap_or(0),
+            );
+            match &mut bars {
+                Some(b) => {
+                    let bar = b.bar(layer, total);
+                    bar.set_length(total);
+                    bar.set_position(current);
+                }
+                None => {
+                    let now = Instant::now();
+                    let due = last_shown
+                        .get(layer)
+                        .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(1));
+                    if due {
+                        last_shown.insert(layer.to_string(), now);
+                        println!(
+                            "{}: downloading {} / {}",
+                            short(layer),
+                            size(current),
+                            size(total)
+                        );
+                    }
                 }
             }
             continue;
@@ -138,6 +187,10 @@ pub async fn pull(client: &Client, ns: &str, as_json: bool, a: &PullArgs) -> any
         match v.get("status").and_then(|s| s.as_str()) {
             Some("completed") => {
                 let r: PullImageResponse = serde_json::from_value(v.clone())?;
+                if bars.take().is_some_and(|b| !b.layers.is_empty()) {
+                    // The bars leave the cursor at the end of their last line.
+                    println!();
+                }
                 if as_json {
                     json(&r)?;
                 } else if a.quiet {
@@ -147,14 +200,15 @@ pub async fn pull(client: &Client, ns: &str, as_json: bool, a: &PullArgs) -> any
                 }
                 return Ok(0);
             }
-            Some("resolved") if chatty => {
-                println!(
+            Some("resolved") if chatty => say(
+                &bars,
+                &format!(
                     "{}: resolved {}",
                     a.reference,
                     v["digest"].as_str().unwrap_or("")
-                );
-            }
-            Some("unpacking") if chatty => println!("unpacking"),
+                ),
+            ),
+            Some("unpacking") if chatty => say(&bars, "unpacking"),
             _ => {}
         }
     }
