@@ -680,7 +680,35 @@ impl Handler<ReconcileContainers> for Supervisor {
                 Err(e) => tracing::warn!(container = %id, error = %e, "cannot recover container"),
             }
         }
+        // Runtime state of containers the journal no longer knows (a shim that died
+        // while letting go of a deleted container) is removed.
+        let known: std::collections::HashSet<String> = self
+            .writer
+            .state()
+            .read()
+            .containers
+            .keys()
+            .map(ContainerId::to_string)
+            .collect();
+        let janitor = self
+            .env
+            .runtime_binary(&self.env.default_runtime)
+            .map(|b| berth_engine::runtime::Runc::new(b.to_path_buf(), self.env.runtime_root()));
+        let runtime_root = self.env.runtime_root();
         Box::pin(async move {
+            if let (Ok(runc), true) = (janitor, runtime_root.exists()) {
+                let _ = crate::storage::blocking(move || {
+                    use berth_engine::runtime::Runtime;
+                    for s in runc.list().unwrap_or_default() {
+                        if !known.contains(&s.id) {
+                            tracing::info!(id = %s.id, "removing runtime state of an unknown container");
+                            let _ = runc.delete(&s.id, true);
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
+            }
             let mut total = ContainersReconciled::default();
             for (id, addr) in actors {
                 match addr.send(RecoverContainer).await {
