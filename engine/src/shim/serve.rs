@@ -203,6 +203,7 @@ fn setup(bundle: &Path) -> Result<(Arc<Shim>, UnixListener), EngineError> {
             status: ShimStatus::Created,
             exit: None,
             pumps_done: 0,
+            runtime_deleted: false,
         }),
         changed: Condvar::new(),
         ops: Mutex::new(()),
@@ -354,6 +355,8 @@ struct Inner {
     status: ShimStatus,
     exit: Option<ExitStatus>,
     pumps_done: u8,
+    /// The runtime's container was deleted after the exit (nothing left to delete).
+    runtime_deleted: bool,
 }
 
 fn error(code: &str, message: impl Into<String>) -> Response {
@@ -457,10 +460,19 @@ impl Shim {
             exit.signal,
             exit.oom_killed
         ));
-        let mut inner = self.lock();
-        inner.status = ShimStatus::Stopped;
-        inner.exit = Some(exit);
-        self.changed.notify_all();
+        {
+            let mut inner = self.lock();
+            inner.status = ShimStatus::Stopped;
+            inner.exit = Some(exit);
+            self.changed.notify_all();
+        }
+        // Nothing runs in the container any more: its runtime state (and cgroup) goes
+        // now, while the daemon records the exit, instead of on the shutdown that
+        // follows (which waits for this, serialised by the operations lock).
+        let _ops = self.ops();
+        if self.runc.delete(self.id(), false).is_ok() {
+            self.lock().runtime_deleted = true;
+        }
     }
 
     fn connection(&self, mut conn: UnixStream) {
@@ -672,9 +684,11 @@ impl Shim {
                 ));
             }
         }
-        if let Err(e) = self.runc.delete(self.id(), true) {
-            if !matches!(self.runc.state(self.id()), Ok(None)) {
-                return (runtime_error(&e), false);
+        if !self.lock().runtime_deleted {
+            if let Err(e) = self.runc.delete(self.id(), true) {
+                if !matches!(self.runc.state(self.id()), Ok(None)) {
+                    return (runtime_error(&e), false);
+                }
             }
         }
         let _ = fs::remove_file(&self.config.socket);
