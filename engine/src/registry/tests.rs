@@ -286,10 +286,10 @@ fn bad_input_and_unreachable_registries() {
             .await
             .expect("a DNS failure within 30 s")
             .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
         assert!(
             e.to_string()
-                .starts_with("cannot reach registry nonexistent.invalid:5000"),
+                .starts_with("registry host nonexistent.invalid:5000 does not resolve"),
             "{e}"
         );
     });

@@ -340,7 +340,23 @@ pub(crate) fn transport_error(host: &str, e: &reqwest::Error) -> EngineError {
     if e.is_timeout() {
         return EngineError::Unavailable(format!("registry {host} timed out: {causes}"));
     }
+    if is_dns_failure(&causes) {
+        // A name that does not resolve is the caller's mistake far more often than an
+        // outage: a 4xx that names the host.
+        return EngineError::InvalidArgument(format!(
+            "registry host {host} does not resolve: {causes}"
+        ));
+    }
     EngineError::Unavailable(format!("cannot reach registry {host}: {causes}"))
+}
+
+/// Whether a connection error's causes say the host name did not resolve.
+fn is_dns_failure(causes: &str) -> bool {
+    let c = causes.to_ascii_lowercase();
+    c.contains("dns error")
+        || c.contains("failed to lookup address")
+        || c.contains("name or service not known")
+        || c.contains("no address associated")
 }
 
 /// Whether a failed request may be sent again.
