@@ -403,7 +403,11 @@ async fn bad_references_hosts_and_tags() {
     // A registry host that does not exist is the caller's mistake: a 4xx naming it.
     let unknown = "nonexistent.invalid:5000/test/busybox:v1";
     let (status, kind, message) = api_error(c.pull_image("default", &req(unknown)).await);
-    assert_eq!((status, kind.as_str()), (400, "InvalidArgument"), "{message}");
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, "InvalidArgument"),
+        "{message}"
+    );
     assert!(message.contains("nonexistent.invalid:5000"), "{message}");
 
     let missing = format!("{}/test/nothing:v1", reg.host());
