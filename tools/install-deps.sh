@@ -38,6 +38,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if ! command -v cargo >/dev/null; then
-    echo "install-deps: cargo is missing; install a Rust toolchain (1.80 or newer) first" >&2
+    echo "install-deps: cargo is missing; install a recent stable Rust toolchain (1.85 or newer; tested with 1.95) first" >&2
     exit 1
 fi
