@@ -30,7 +30,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -39,10 +38,10 @@ use berth_http::api::types::CreateContainerRequest;
 use berth_http::client::Client;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 use crate::common::{load_average, machine, percentile, r2};
+use crate::sys::{check_interrupted, describe, mounts_under, pid_of, unescape, watch_signals};
 
 /// Options of `containers`.
 #[derive(Debug, clap::Args)]
@@ -87,73 +86,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 const NS: &str = "default";
 /// The image, as the CLI names it.
 const IMAGE: &str = "busybox";
-
-/// SIGINT/SIGTERM received: the bench stops after the current step.
-static SIGNALS: AtomicU32 = AtomicU32::new(0);
-static WATCHING: AtomicBool = AtomicBool::new(false);
-
-/// Handles SIGINT and SIGTERM on a thread of their own: the first sets [`SIGNALS`], the
-/// second exits at once. (Handlers, not a blocked mask: children would inherit the mask,
-/// and berthd would then ignore the SIGTERM that stops it.)
-fn watch_signals() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    if WATCHING.swap(true, Ordering::SeqCst) {
-        return Ok(());
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    // Registered here, so that the handlers are in place before the bench goes on.
-    let (mut int, mut term) = rt
-        .block_on(async {
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-            ))
-        })
-        .context("catching SIGINT and SIGTERM")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                loop {
-                    let name = tokio::select! {
-                        _ = int.recv() => "SIGINT",
-                        _ = term.recv() => "SIGTERM",
-                    };
-                    if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
-                        eprintln!(
-                            "berth-bench: {name} received: stopping after the current step, \
-                             then cleaning up (again to exit at once, leaving things behind)"
-                        );
-                    } else {
-                        std::process::exit(130);
-                    }
-                }
-            });
-        })?;
-    Ok(())
-}
-
-fn check_interrupted() -> anyhow::Result<()> {
-    if SIGNALS.load(Ordering::SeqCst) > 0 {
-        bail!("interrupted");
-    }
-    Ok(())
-}
-
-fn pid_of(pid: u32) -> Option<Pid> {
-    i32::try_from(pid).ok().map(Pid::from_raw)
-}
-
-/// A command line for people.
-fn describe(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// Runs `cmd` with stdin from /dev/null and its output captured (or discarded when
 /// `capture` is false); kills it (by its pid) after [`CMD_TIMEOUT`]. Returns the
@@ -552,31 +484,6 @@ struct MountLine {
     super_options: String,
 }
 
-/// Undoes mountinfo's octal escapes (`\040` for a space…).
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let digits = &b[i + 1..i + 4];
-            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let v = digits
-                    .iter()
-                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
-                if let Ok(v) = u8::try_from(v) {
-                    out.push(v);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
 fn mountinfo() -> Vec<MountLine> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     text.lines()
@@ -588,20 +495,11 @@ fn mountinfo() -> Vec<MountLine> {
             let _source = r.next()?;
             let super_options = r.next().unwrap_or("").to_string();
             Some(MountLine {
-                mountpoint: PathBuf::from(OsStr::from_bytes(&unescape(mountpoint))),
+                mountpoint: unescape(mountpoint),
                 fstype,
                 super_options,
             })
         })
-        .collect()
-}
-
-/// Mount points at or below `dir`.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    mountinfo()
-        .into_iter()
-        .map(|m| m.mountpoint)
-        .filter(|m| m.starts_with(dir))
         .collect()
 }
 
@@ -629,14 +527,9 @@ fn shims_of(state: &Path) -> Vec<u32> {
     pids
 }
 
-/// A `Key:   123 kB` field of a `/proc` file, in kB.
+/// A `Key:   123 kB` field of a `/proc` file, in kB; 0 when absent.
 fn kb_field(text: &str, key: &str) -> u64 {
-    text.lines()
-        .find_map(|l| {
-            let rest = l.strip_prefix(key)?.strip_prefix(':')?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .unwrap_or(0)
+    crate::sys::kb_field(text, key).unwrap_or(0)
 }
 
 /// The memory of one process, kB (Threads is a count).
@@ -1444,13 +1337,6 @@ mod tests {
         assert_eq!(kb_field(status, "Pss"), 0);
         // "Pss" must not match "Pss_Anon".
         assert_eq!(kb_field("Pss_Anon: 5 kB\nPss: 7 kB\n", "Pss"), 7);
-    }
-
-    #[test]
-    fn unescapes_mountinfo() {
-        assert_eq!(unescape(r"/a\040b"), b"/a b".to_vec());
-        assert_eq!(unescape(r"/plain"), b"/plain".to_vec());
-        assert_eq!(unescape(r"/end\"), b"/end\\".to_vec());
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod containers;
 mod fanout;
 mod pull;
 mod replay;
+mod sys;
 mod unpack;
 
 use clap::{Parser, Subcommand};

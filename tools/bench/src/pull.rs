@@ -27,11 +27,11 @@ use anyhow::{bail, Context};
 use flate2::write::GzEncoder;
 use nix::mount::{umount2, MntFlags};
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::common::{load_average, machine, median, ms, r2};
+use crate::sys::{check_interrupted, describe, mounts_under, pid_of, watch_signals};
 
 /// Options of `pull`.
 #[derive(Debug, clap::Args)]
@@ -68,70 +68,6 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 const REPO_TAG: &str = "bench/big:1";
 /// containerd's namespace.
 const CTR_NS: &str = "bench";
-
-static SIGNALS: AtomicU32 = AtomicU32::new(0);
-static WATCHING: AtomicBool = AtomicBool::new(false);
-
-/// SIGINT/SIGTERM on a thread of their own: the first sets [`SIGNALS`] (the bench
-/// stops after the current step and cleans up), the second exits at once.
-fn watch_signals() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    if WATCHING.swap(true, Ordering::SeqCst) {
-        return Ok(());
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    let (mut int, mut term) = rt
-        .block_on(async {
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-            ))
-        })
-        .context("catching SIGINT and SIGTERM")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                loop {
-                    let name = tokio::select! {
-                        _ = int.recv() => "SIGINT",
-                        _ = term.recv() => "SIGTERM",
-                    };
-                    if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
-                        eprintln!(
-                            "berth-bench: {name} received: stopping after the current step, \
-                             then cleaning up (again to exit at once, leaving things behind)"
-                        );
-                    } else {
-                        std::process::exit(130);
-                    }
-                }
-            });
-        })?;
-    Ok(())
-}
-
-fn check_interrupted() -> anyhow::Result<()> {
-    if SIGNALS.load(Ordering::SeqCst) > 0 {
-        bail!("interrupted");
-    }
-    Ok(())
-}
-
-fn pid_of(pid: u32) -> Option<Pid> {
-    i32::try_from(pid).ok().map(Pid::from_raw)
-}
-
-/// A command line for people.
-fn describe(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// Waits for `child` up to `timeout`; kills it (by its pid) after that.
 fn wait_timeout(child: &mut Child, timeout: Duration, what: &str) -> anyhow::Result<ExitStatus> {
@@ -314,40 +250,6 @@ impl Drop for Work {
             eprintln!("berth-bench: clean-up: {p}");
         }
     }
-}
-
-/// Octal escapes of `/proc/self/mountinfo` (`\040` for a space).
-fn unescape(s: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let oct = &s[i + 1..i + 4];
-            if let Ok(v) = u8::from_str_radix(oct, 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
-}
-
-/// Mount points under `dir`, deepest first.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
-        .filter(|m| m.starts_with(dir))
-        .collect();
-    v.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
-    v
 }
 
 fn detach_mounts_under(dir: &Path, problems: &mut Vec<String>) {
@@ -723,10 +625,7 @@ fn build_image(dir: &Path, args: &Args) -> anyhow::Result<Vec<Layer>> {
 
 fn status_kb(pid: u32, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|r| r.trim_start_matches(':').split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+    crate::sys::kb_field(&text, key)
 }
 
 /// Samples the daemon's VmRSS (peak) and the CLI's VmHWM (last seen) until stopped.
@@ -1303,12 +1202,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescapes_mountinfo() {
-        assert_eq!(unescape(r"/a\040b"), PathBuf::from("/a b"));
-        assert_eq!(unescape("/plain"), PathBuf::from("/plain"));
-    }
 
     #[test]
     fn rng_fills_and_ranges() {
