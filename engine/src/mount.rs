@@ -199,6 +199,43 @@ fn compact_overlay_options(options: &[&str]) -> Option<(PathBuf, String)> {
     (joined.len() <= MAX_MOUNT_DATA).then_some((common, joined))
 }
 
+/// Whether `path` is a mount point, per `/proc/self/mountinfo` (which also sees bind
+/// mounts of a directory on its own filesystem, where comparing devices would not).
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|mp| unescape_mountinfo(mp) == path)
+}
+
+/// Undoes mountinfo's octal escapes (space, tab, newline and backslash as `\ooo`).
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        {
+            if let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 4])
+                .ok()
+                .and_then(|s| u8::from_str_radix(s, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
+}
+
 /// Unmounts `target` (and anything mounted below it), detaching lazily if it is busy.
 pub fn unmount(target: &Path) -> Result<(), EngineError> {
     loop {
@@ -227,6 +264,15 @@ pub fn overlay_supported() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_and_mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo(r"/a\040b"), PathBuf::from("/a b"));
+        assert_eq!(unescape_mountinfo("/plain"), PathBuf::from("/plain"));
+        assert_eq!(unescape_mountinfo(r"/x\+12"), PathBuf::from(r"/x\+12"));
+        assert!(is_mount_point(Path::new("/proc")));
+        assert!(!is_mount_point(Path::new("/proc/self")));
+    }
 
     #[test]
     fn compacts_long_lowerdirs() {

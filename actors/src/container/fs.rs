@@ -27,42 +27,6 @@ fn mkdir(path: &Path, mode: u32) -> Result<(), EngineError> {
         .map_err(io_err("creating", path))
 }
 
-/// Whether `path` is a mount point (per /proc/self/mountinfo).
-pub(crate) fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    info.lines().any(|line| {
-        line.split(' ')
-            .nth(4)
-            .is_some_and(|mp| unescape(mp) == want)
-    })
-}
-
-fn unescape(field: &str) -> String {
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
-        {
-            let s = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("0");
-            if let Ok(v) = u8::from_str_radix(s, 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Mounts the rootfs unless it is mounted already.
 pub(crate) fn ensure_rootfs(
     env: &ContainerEnv,
@@ -71,7 +35,7 @@ pub(crate) fn ensure_rootfs(
 ) -> Result<(), EngineError> {
     let rootfs = env.rootfs(id);
     mkdir(&rootfs, 0o755)?;
-    if !is_mounted(&rootfs) {
+    if !berth_engine::mount::is_mount_point(&rootfs) {
         mount_all(mounts, &rootfs)?;
     }
     Ok(())
@@ -158,7 +122,7 @@ pub(crate) fn teardown(
     logs: bool,
 ) -> Result<(), EngineError> {
     let rootfs = env.rootfs(id);
-    if is_mounted(&rootfs) {
+    if berth_engine::mount::is_mount_point(&rootfs) {
         unmount(&rootfs)?;
     }
     remove_tree(&env.bundle(id))?;
