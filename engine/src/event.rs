@@ -12,6 +12,8 @@ use serde::Serialize;
 
 use crate::container::{ContainerConfig, ContainerId, ExitStatus};
 use crate::ids::{Digest, ImageName, Labels, NamespaceName};
+use crate::network::cni::CniResult;
+use crate::network::{PortMapping, Subnet};
 use crate::snapshot::{Kind, SnapshotId};
 
 /// The kind of aggregate an event belongs to (the journal's stream kind).
@@ -36,6 +38,8 @@ pub enum StreamKind {
     Container,
     /// An image pull from a registry.
     Pull,
+    /// A network (host-wide).
+    Network,
 }
 
 impl StreamKind {
@@ -51,6 +55,7 @@ impl StreamKind {
             StreamKind::Gc => "gc",
             StreamKind::Container => "container",
             StreamKind::Pull => "pull",
+            StreamKind::Network => "network",
         }
     }
 }
@@ -525,6 +530,91 @@ pub enum DecodeError {
     },
 }
 
+/// A network was created. Networks are host-wide (a bridge and a subnet are host
+/// resources, as podman's and nerdctl's networks are); their events belong to the
+/// `default` namespace's stream.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct NetworkCreated {
+    /// Its name.
+    pub name: String,
+    /// The Linux bridge on the host.
+    pub bridge: String,
+    /// The subnet containers get addresses from.
+    pub subnet: Subnet,
+    /// The bridge's address (the containers' default route).
+    pub gateway: std::net::Ipv4Addr,
+    /// Labels.
+    pub labels: Labels,
+    /// The daemon's default network (made at first start; never deleted).
+    pub default: bool,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A network was deleted (its bridge removed).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct NetworkDeleted {
+    /// Its name.
+    pub name: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A container's network attachment is being made (intent: a crash before its
+/// outcome is undone by a CNI DEL at recovery).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerNetworkAttachRequested {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Container.
+    pub id: ContainerId,
+    /// The network.
+    pub network: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A container was attached to a network (CNI ADD succeeded).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerNetworkAttached {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Container.
+    pub id: ContainerId,
+    /// The network.
+    pub network: String,
+    /// The interface inside the container.
+    pub ifname: String,
+    /// Its IPv4 address.
+    pub ip: std::net::Ipv4Addr,
+    /// Its hardware address.
+    pub mac: String,
+    /// Its gateway.
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// Ports published on the host.
+    pub ports: Vec<PortMapping>,
+    /// The CNI result, handed back to CHECK and DEL.
+    pub result: CniResult,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A container was detached from its network (CNI DEL done; lease, veth and port
+/// rules released).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ContainerNetworkDetached {
+    /// Namespace.
+    pub namespace: NamespaceName,
+    /// Container.
+    pub id: ContainerId,
+    /// The network.
+    pub network: String,
+    /// The address it released, when it had one.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// Declares the event enum with one line per variant: its body type, topic and
 /// current schema version.
 macro_rules! events {
@@ -655,6 +745,22 @@ events! {
     ContainerDeleteRequested(ContainerDeleteRequested) => "container.delete_requested", schema 1;
     /// A container was deleted (outcome).
     ContainerDeleted(ContainerRef) => "container.deleted", schema 1;
+    /// A network was created.
+    NetworkCreated(NetworkCreated) => "network.created", schema 1;
+    /// A network was deleted.
+    NetworkDeleted(NetworkDeleted) => "network.deleted", schema 1;
+    /// A container is being attached to its network (intent).
+    ContainerNetworkAttachRequested(ContainerNetworkAttachRequested) => "container.network_attach_requested", schema 1;
+    /// A container was attached to its network (outcome).
+    ContainerNetworkAttached(ContainerNetworkAttached) => "container.network_attached", schema 1;
+    /// A container was detached from its network.
+    ContainerNetworkDetached(ContainerNetworkDetached) => "container.network_detached", schema 1;
+}
+
+/// The namespace whose stream carries host-wide events (networks).
+fn host_namespace() -> &'static NamespaceName {
+    static NS: std::sync::OnceLock<NamespaceName> = std::sync::OnceLock::new();
+    NS.get_or_init(|| NamespaceName::parse("default").expect("default is a valid name"))
 }
 
 impl Event {
@@ -700,6 +806,10 @@ impl Event {
             Event::ContainerExited(e) => &e.namespace,
             Event::ContainerRestartScheduled(e) => &e.namespace,
             Event::ContainerDeleteRequested(e) => &e.namespace,
+            Event::ContainerNetworkAttachRequested(e) => &e.namespace,
+            Event::ContainerNetworkAttached(e) => &e.namespace,
+            Event::ContainerNetworkDetached(e) => &e.namespace,
+            Event::NetworkCreated(_) | Event::NetworkDeleted(_) => host_namespace(),
         }
     }
 
@@ -729,6 +839,8 @@ impl Event {
             Event::PullLayerFetched(e) => (K::Pull, e.id.clone()),
             Event::PullCompleted(e) => (K::Pull, e.id.clone()),
             Event::PullFailed(e) => (K::Pull, e.id.clone()),
+            Event::NetworkCreated(e) => (K::Network, e.name.clone()),
+            Event::NetworkDeleted(e) => (K::Network, e.name.clone()),
             _ => (
                 K::Container,
                 self.container_id()
@@ -758,6 +870,9 @@ impl Event {
             Event::ContainerExited(e) => Some(&e.id),
             Event::ContainerRestartScheduled(e) => Some(&e.id),
             Event::ContainerDeleteRequested(e) => Some(&e.id),
+            Event::ContainerNetworkAttachRequested(e) => Some(&e.id),
+            Event::ContainerNetworkAttached(e) => Some(&e.id),
+            Event::ContainerNetworkDetached(e) => Some(&e.id),
             _ => None,
         }
     }

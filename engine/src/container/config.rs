@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Digest, ImageName, Labels};
+use crate::network::PortMapping;
 use crate::EngineError;
 
 /// Seconds between SIGTERM and SIGKILL when a container is stopped (Docker's 10).
@@ -191,6 +192,62 @@ pub struct ContainerConfig {
     pub stop_timeout: u64,
     /// Signal sent by stop (default SIGTERM, or the image's `StopSignal`).
     pub stop_signal: Option<String>,
+    /// How the container is networked. Containers recorded before networking existed
+    /// decode as [`NetworkMode::None`] (what they had: a namespace of their own).
+    #[serde(default)]
+    pub network: NetworkMode,
+    /// Ports published on the host (bridge networks only).
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+}
+
+/// How a container is networked (Docker's and podman's `--network` modes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Its own network namespace with `eth0` on a bridge network (CNI), attached at
+    /// each start and detached at each exit.
+    Bridge {
+        /// The network's name.
+        network: String,
+    },
+    /// Its own network namespace with only `lo`.
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+    /// The network namespace of another container of the same namespace, which must
+    /// be running when this one starts.
+    Container {
+        /// The other container.
+        id: ContainerId,
+    },
+}
+
+impl NetworkMode {
+    /// The mode as `--network` spells it (`container:<id>` with the full id).
+    pub fn describe(&self) -> String {
+        match self {
+            NetworkMode::Bridge { network } => network.clone(),
+            NetworkMode::None => "none".into(),
+            NetworkMode::Host => "host".into(),
+            NetworkMode::Container { id } => format!("container:{id}"),
+        }
+    }
+
+    /// Whether the container has a network namespace of its own that berth makes
+    /// (bridge and none).
+    pub fn owns_netns(&self) -> bool {
+        matches!(self, NetworkMode::Bridge { .. } | NetworkMode::None)
+    }
+
+    /// The network it attaches to, in bridge mode.
+    pub fn network(&self) -> Option<&str> {
+        match self {
+            NetworkMode::Bridge { network } => Some(network),
+            _ => None,
+        }
+    }
 }
 
 /// How a container's process ended, as the shim recorded it.

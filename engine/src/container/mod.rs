@@ -7,8 +7,8 @@ mod config;
 pub mod parse;
 
 pub use config::{
-    ContainerConfig, ContainerId, ExitStatus, MountKind, MountSpec, Resources, RestartPolicy,
-    DEFAULT_STOP_TIMEOUT_SECS,
+    ContainerConfig, ContainerId, ExitStatus, MountKind, MountSpec, NetworkMode, Resources,
+    RestartPolicy, DEFAULT_STOP_TIMEOUT_SECS,
 };
 pub use parse::{
     parse_cpus, parse_memory, parse_mount_flag, parse_restart, parse_signal, validate_env,

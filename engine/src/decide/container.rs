@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::container::{ContainerConfig, ContainerId};
+use crate::container::{ContainerConfig, ContainerId, NetworkMode};
 use crate::event::{
     ContainerCreateRequested, ContainerDeleteRequested, ContainerRef, ContainerSignal,
     ContainerStopRequested, Event,
@@ -81,6 +81,7 @@ pub(super) fn create(
             id: config.image.to_string(),
         });
     }
+    check_network(state, &namespace, &config)?;
     Ok(vec![Event::ContainerCreateRequested(
         ContainerCreateRequested {
             snapshot_key: snapshot_key(&id),
@@ -91,6 +92,44 @@ pub(super) fn create(
             at,
         },
     )])
+}
+
+/// The network mode names what exists; ports only with a bridge network, and never the
+/// same host port twice in one container.
+fn check_network(state: &State, namespace: &NamespaceName, config: &ContainerConfig) -> Result<()> {
+    match &config.network {
+        NetworkMode::Bridge { network } => {
+            if !state.networks.contains_key(network) {
+                return Err(EngineError::NotFound {
+                    kind: "network",
+                    id: network.clone(),
+                });
+            }
+        }
+        NetworkMode::Container { id } => {
+            if state.container(namespace, id).is_none() {
+                return Err(EngineError::NotFound {
+                    kind: "container",
+                    id: id.to_string(),
+                });
+            }
+        }
+        NetworkMode::None | NetworkMode::Host => {}
+    }
+    if !config.ports.is_empty() && config.network.network().is_none() {
+        return Err(EngineError::InvalidArgument(format!(
+            "ports can only be published on a bridge network, not with network {}",
+            config.network.describe()
+        )));
+    }
+    for (i, p) in config.ports.iter().enumerate() {
+        if let Some(q) = config.ports[..i].iter().find(|q| q.conflicts(p)) {
+            return Err(EngineError::InvalidArgument(format!(
+                "published ports {q} and {p} claim the same host port"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn reference(namespace: NamespaceName, id: ContainerId, at: DateTime<Utc>) -> ContainerRef {
@@ -121,15 +160,42 @@ pub(super) fn start(
     at: DateTime<Utc>,
 ) -> Result<Vec<Event>> {
     let allowed = |c: &Container| c.status.can_start() && c.pending.as_deref() != Some("start");
-    simple(
+    let events = simple(
         state,
-        namespace,
-        id,
+        namespace.clone(),
+        id.clone(),
         at,
         "start",
         allowed,
         Event::ContainerStartRequested,
-    )
+    )?;
+    let c = existing(state, &namespace, &id)?;
+    if let NetworkMode::Container { id: other } = &c.config.network {
+        let live = state
+            .container(&namespace, other)
+            .is_some_and(|o| o.status.is_live());
+        if !live {
+            return Err(EngineError::FailedPrecondition(format!(
+                "cannot start container {}: it joins the network of container {}, which is not running",
+                c.name,
+                state
+                    .container(&namespace, other)
+                    .map_or_else(|| other.to_string(), |o| o.name.clone())
+            )));
+        }
+    }
+    for p in &c.config.ports {
+        let taken = state.containers.values().find(|o| {
+            o.id != c.id && o.attachment.is_some() && o.config.ports.iter().any(|q| q.conflicts(p))
+        });
+        if let Some(o) = taken {
+            return Err(EngineError::FailedPrecondition(format!(
+                "cannot start container {}: host port {}/{} is already published by container {}/{}",
+                c.name, p.host_port, p.protocol, o.namespace, o.name
+            )));
+        }
+    }
+    Ok(events)
 }
 
 pub(super) fn stop(
@@ -269,6 +335,8 @@ mod tests {
             runtime: "runc".into(),
             stop_timeout: 10,
             stop_signal: None,
+            network: Default::default(),
+            ports: Vec::new(),
         }
     }
 
@@ -435,5 +503,195 @@ mod tests {
             decide(&s, cmd).unwrap_err().kind(),
             crate::ErrorKind::NotFound
         );
+    }
+
+    fn network(name: &str, subnet: &str) -> Command {
+        Command::CreateNetwork {
+            name: name.into(),
+            bridge: None,
+            subnet: crate::network::Subnet::parse(subnet).unwrap(),
+            gateway: None,
+            labels: Labels::new(),
+            default: name == "berth0",
+            at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn networks_subnets_ports_and_use() {
+        let mut ev = base();
+        ev.extend(decide(&given(&ev), network("berth0", "10.88.0.0/16")).unwrap());
+        ev.extend(decide(&given(&ev), network("web", "10.89.0.0/24")).unwrap());
+        let s = given(&ev);
+        assert_eq!(s.networks["web"].gateway.to_string(), "10.89.0.1");
+        assert!(s.networks["web"].bridge.starts_with("bn-"));
+        assert_eq!(s.networks["web"].bridge.len(), 13);
+        // Name taken, overlapping subnet, bridge taken.
+        let err = decide(&s, network("web", "10.90.0.0/24")).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::AlreadyExists);
+        let err = decide(&s, network("other", "10.88.4.0/24")).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::FailedPrecondition);
+        assert!(
+            err.to_string()
+                .contains("overlaps 10.88.0.0/16 of network berth0"),
+            "{err}"
+        );
+        let mut same_bridge = network("other", "10.91.0.0/24");
+        if let Command::CreateNetwork { bridge, .. } = &mut same_bridge {
+            *bridge = Some(s.networks["web"].bridge.clone());
+        }
+        let err = decide(&s, same_bridge).unwrap_err();
+        assert!(err.to_string().contains("is used by network web"), "{err}");
+        let err = decide(&s, network("bad name!", "10.92.0.0/24")).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+        // Containers: the network must exist; ports only on a bridge; no duplicates.
+        let with = |mode: NetworkMode, ports: &[&str]| {
+            let id = ContainerId::generate();
+            let mut cmd = create_cmd(&id, None);
+            if let Command::CreateContainer { config, .. } = &mut cmd {
+                config.network = mode;
+                config.ports = ports
+                    .iter()
+                    .map(|p| crate::network::parse_publish(p).unwrap())
+                    .collect();
+            }
+            (id, cmd)
+        };
+        let bridge = |n: &str| NetworkMode::Bridge { network: n.into() };
+        let err = decide(&s, with(bridge("ghost"), &[]).1).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::NotFound);
+        let err = decide(&s, with(NetworkMode::Host, &["8080:80"]).1).unwrap_err();
+        assert!(
+            err.to_string().contains("only be published on a bridge"),
+            "{err}"
+        );
+        let err = decide(&s, with(bridge("web"), &["8080:80", "8080:81"]).1).unwrap_err();
+        assert!(err.to_string().contains("same host port"), "{err}");
+        let (a, cmd) = with(bridge("web"), &["8080:80"]);
+        ev.extend(decide(&s, cmd).unwrap());
+        ev.push(Event::ContainerCreated(ContainerRef {
+            namespace: ns(),
+            id: a.clone(),
+            at: Utc::now(),
+        }));
+        let (b, cmd) = with(bridge("berth0"), &["8080:90"]);
+        ev.extend(decide(&given(&ev), cmd).unwrap());
+        ev.push(Event::ContainerCreated(ContainerRef {
+            namespace: ns(),
+            id: b.clone(),
+            at: Utc::now(),
+        }));
+        let start = |id: &ContainerId| Command::StartContainer {
+            namespace: ns(),
+            id: id.clone(),
+            at: Utc::now(),
+        };
+        // a is attached: b cannot start with the same host port.
+        ev.extend(decide(&given(&ev), start(&a)).unwrap());
+        ev.push(Event::ContainerNetworkAttachRequested(
+            crate::event::ContainerNetworkAttachRequested {
+                namespace: ns(),
+                id: a.clone(),
+                network: "web".into(),
+                at: Utc::now(),
+            },
+        ));
+        let s = given(&ev);
+        let err = decide(&s, start(&b)).unwrap_err();
+        assert!(
+            err.to_string().contains("already published by container"),
+            "{err}"
+        );
+        // Joining a container that does not run is refused at start.
+        let (c, cmd) = with(NetworkMode::Container { id: b.clone() }, &[]);
+        ev.extend(decide(&s, cmd).unwrap());
+        ev.push(Event::ContainerCreated(ContainerRef {
+            namespace: ns(),
+            id: c.clone(),
+            at: Utc::now(),
+        }));
+        let err = decide(&given(&ev), start(&c)).unwrap_err();
+        assert!(err.to_string().contains("which is not running"), "{err}");
+        // In use: web cannot be deleted; the default never.
+        let del = |n: &str| Command::DeleteNetwork {
+            name: n.into(),
+            at: Utc::now(),
+        };
+        let s = given(&ev);
+        let err = decide(&s, del("web")).unwrap_err();
+        assert!(
+            err.to_string().contains("in use by container(s) default/"),
+            "{err}"
+        );
+        let err = decide(&s, del("berth0")).unwrap_err();
+        assert!(err.to_string().contains("default network"), "{err}");
+        assert_eq!(
+            decide(&s, del("ghost")).unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+        // Detached and deleted: web can go.
+        ev.push(Event::ContainerNetworkDetached(
+            crate::event::ContainerNetworkDetached {
+                namespace: ns(),
+                id: a.clone(),
+                network: "web".into(),
+                ip: None,
+                at: Utc::now(),
+            },
+        ));
+        assert!(given(&ev)
+            .container(&ns(), &a)
+            .unwrap()
+            .attachment
+            .is_none());
+        ev.push(Event::ContainerDeleted(ContainerRef {
+            namespace: ns(),
+            id: a,
+            at: Utc::now(),
+        }));
+        assert!(decide(&given(&ev), del("web")).is_ok());
+    }
+
+    #[test]
+    fn network_mode_and_events_roundtrip_the_journal_encoding() {
+        let mut config = config();
+        for mode in [
+            NetworkMode::Bridge {
+                network: "web".into(),
+            },
+            NetworkMode::None,
+            NetworkMode::Host,
+            NetworkMode::Container {
+                id: ContainerId::generate(),
+            },
+        ] {
+            config.network = mode;
+            config.ports = vec![crate::network::parse_publish("127.0.0.1:80:8080/udp").unwrap()];
+            let bytes = rmp_serde::to_vec_named(&config).unwrap();
+            let back: ContainerConfig = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(back, config);
+        }
+        // A configuration recorded before networking decodes as `none` without ports.
+        let mut v = serde_json::to_value(&config).unwrap();
+        v.as_object_mut().unwrap().remove("network");
+        v.as_object_mut().unwrap().remove("ports");
+        let bytes = rmp_serde::to_vec_named(&v).unwrap();
+        let back: ContainerConfig = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back.network, NetworkMode::None);
+        assert!(back.ports.is_empty());
+        let ev = Event::ContainerNetworkAttached(crate::event::ContainerNetworkAttached {
+            namespace: ns(),
+            id: ContainerId::generate(),
+            network: "web".into(),
+            ifname: "eth0".into(),
+            ip: "10.89.0.2".parse().unwrap(),
+            mac: "02:00:00:00:00:01".into(),
+            gateway: Some("10.89.0.1".parse().unwrap()),
+            ports: config.ports.clone(),
+            result: crate::network::cni::CniResult::default(),
+            at: Utc::now(),
+        });
+        let back = Event::decode(ev.topic(), 1, &ev.encode_payload(), Utc::now()).unwrap();
+        assert_eq!(back, ev);
     }
 }

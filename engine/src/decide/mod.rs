@@ -3,6 +3,7 @@
 
 pub mod container;
 mod namespace;
+pub mod network;
 mod storage;
 
 use chrono::{DateTime, Utc};
@@ -220,6 +221,30 @@ pub enum Command {
         /// Now.
         at: DateTime<Utc>,
     },
+    /// Create a bridge network.
+    CreateNetwork {
+        /// Its name.
+        name: String,
+        /// Its bridge (derived from the name when `None`).
+        bridge: Option<String>,
+        /// Its subnet.
+        subnet: crate::network::Subnet,
+        /// Its gateway (the subnet's first address when `None`).
+        gateway: Option<std::net::Ipv4Addr>,
+        /// Labels.
+        labels: Labels,
+        /// The daemon's default network.
+        default: bool,
+        /// Now.
+        at: DateTime<Utc>,
+    },
+    /// Delete a network nothing uses.
+    DeleteNetwork {
+        /// Its name.
+        name: String,
+        /// Now.
+        at: DateTime<Utc>,
+    },
     /// Delete a container (`force`: even a running one).
     DeleteContainer {
         /// Namespace.
@@ -308,6 +333,16 @@ pub fn decide(state: &State, command: Command) -> Result<Vec<Event>> {
             config,
             at,
         } => container::create(state, namespace, id, name, config, at),
+        Command::CreateNetwork {
+            name,
+            bridge,
+            subnet,
+            gateway,
+            labels,
+            default,
+            at,
+        } => network::create(state, name, bridge, subnet, gateway, labels, default, at),
+        Command::DeleteNetwork { name, at } => network::delete(state, name, at),
         Command::StartContainer { namespace, id, at } => container::start(state, namespace, id, at),
         Command::StopContainer {
             namespace,

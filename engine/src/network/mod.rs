@@ -16,6 +16,7 @@
 //! IPv4 only: subnets, gateways and published host addresses are [`Ipv4Addr`]s.
 
 pub mod cni;
+pub mod host;
 pub mod netns;
 
 #[cfg(test)]

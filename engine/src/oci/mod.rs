@@ -151,6 +151,8 @@ pub struct SpecInputs<'a> {
     pub rootfs: &'a Path,
     /// Join this network namespace (a bind-mounted netns path) instead of creating one.
     pub netns: Option<&'a Path>,
+    /// Stay in the host's network namespace (`--network host`; `netns` is ignored).
+    pub host_network: bool,
     /// Writable files the runtime bind-mounts on `/etc/hosts`, `/etc/resolv.conf` and
     /// `/etc/hostname`; `None`: the image's own are used.
     pub etc_files: Option<EtcFiles>,
@@ -556,8 +558,10 @@ fn build_with(inputs: &SpecInputs, cgroup2: bool, nofile: u64) -> Result<Spec, E
         namespace(LinuxNamespaceType::Ipc, None)?,
         namespace(LinuxNamespaceType::Uts, None)?,
         namespace(LinuxNamespaceType::Mount, None)?,
-        namespace(LinuxNamespaceType::Network, inputs.netns)?,
     ];
+    if !inputs.host_network {
+        namespaces.push(namespace(LinuxNamespaceType::Network, inputs.netns)?);
+    }
     if cgroup2 {
         namespaces.push(namespace(LinuxNamespaceType::Cgroup, None)?);
     }

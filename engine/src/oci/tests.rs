@@ -41,6 +41,8 @@ fn config() -> ContainerConfig {
         runtime: "runc".into(),
         stop_timeout: 10,
         stop_signal: None,
+        network: Default::default(),
+        ports: Vec::new(),
     }
 }
 
@@ -99,6 +101,7 @@ impl Fixture {
             image,
             rootfs: self.rootfs.path(),
             netns: None,
+            host_network: false,
             etc_files: None,
         }
     }
@@ -1043,6 +1046,7 @@ fn runc_runs_the_generated_spec() {
         image: &img,
         rootfs: &rootfs,
         netns: None,
+        host_network: false,
         etc_files: Some(EtcFiles {
             hosts: bundle.join("hosts"),
             resolv_conf: bundle.join("resolv.conf"),

@@ -135,6 +135,38 @@ pub struct Container {
     pub pending: Option<String>,
     /// The last failed operation and why.
     pub last_error: Option<String>,
+    /// Its attachment to a bridge network, while it has one (from the attach intent
+    /// to the detach).
+    #[serde(default)]
+    pub attachment: Option<Attachment>,
+}
+
+/// A container's network attachment as the journal has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The network.
+    pub network: String,
+    /// `None` while the attach intent has no outcome yet.
+    pub attached: Option<Attached>,
+}
+
+/// What CNI ADD gave a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attached {
+    /// Interface inside the container.
+    pub ifname: String,
+    /// Address.
+    pub ip: std::net::Ipv4Addr,
+    /// Hardware address.
+    pub mac: String,
+    /// Gateway.
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// Published ports.
+    pub ports: Vec<crate::network::PortMapping>,
+    /// The CNI result (for CHECK and DEL).
+    pub result: crate::network::cni::CniResult,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// Every container, by id (ids are unique across namespaces).
@@ -161,6 +193,7 @@ pub(super) fn apply(containers: &mut Containers, event: &Event) {
                 stopped_by_user: false,
                 pending: Some("create".into()),
                 last_error: None,
+                attachment: None,
             },
         );
         return;
@@ -258,6 +291,27 @@ pub(super) fn apply(containers: &mut Containers, event: &Event) {
             c.status = Status::Deleting;
             c.pending = Some("delete".into());
         }
+        Event::ContainerNetworkAttachRequested(e) => {
+            c.attachment = Some(Attachment {
+                network: e.network.clone(),
+                attached: None,
+            });
+        }
+        Event::ContainerNetworkAttached(e) => {
+            c.attachment = Some(Attachment {
+                network: e.network.clone(),
+                attached: Some(Attached {
+                    ifname: e.ifname.clone(),
+                    ip: e.ip,
+                    mac: e.mac.clone(),
+                    gateway: e.gateway,
+                    ports: e.ports.clone(),
+                    result: e.result.clone(),
+                    at: e.at,
+                }),
+            });
+        }
+        Event::ContainerNetworkDetached(_) => c.attachment = None,
         _ => {}
     }
 }

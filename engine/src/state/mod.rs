@@ -4,6 +4,7 @@
 
 pub mod container;
 mod namespace;
+pub mod network;
 pub mod storage;
 
 use std::collections::BTreeMap;
@@ -15,11 +16,12 @@ use crate::ids::NamespaceName;
 
 pub use container::{Container, Containers, Status};
 pub use namespace::Namespace;
+pub use network::{Network, Networks};
 pub use storage::{ContentRecord, Image, Import, Lease, Pull, Snapshot, Storage};
 
 /// Version of the checkpoint encoding of [`State`]. A checkpoint of another version is
 /// ignored (recovery replays the journal from the start instead).
-pub const STATE_SCHEMA: u16 = 3;
+pub const STATE_SCHEMA: u16 = 4;
 
 /// Everything berth knows, derived from the journal.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,6 +34,8 @@ pub struct State {
     pub storage: Storage,
     /// Containers by id.
     pub containers: Containers,
+    /// Networks by name (host-wide).
+    pub networks: Networks,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +120,9 @@ pub fn apply(state: &mut State, event: &Event) {
             namespace::apply(&mut state.namespaces, event)
         }
         e if e.container_id().is_some() => container::apply(&mut state.containers, e),
+        Event::NetworkCreated(_) | Event::NetworkDeleted(_) => {
+            network::apply(&mut state.networks, event)
+        }
         _ => storage::apply(state, event),
     }
 }
