@@ -27,6 +27,7 @@ pub mod import;
 pub mod journal_writer;
 pub mod messages;
 pub mod namespace;
+pub mod network;
 pub mod notice;
 pub mod pull;
 pub mod recovery;

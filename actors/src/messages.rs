@@ -217,6 +217,45 @@ pub struct ContainerRequest {
     pub stop_timeout: Option<u64>,
     /// Stop signal name or number.
     pub stop_signal: Option<String>,
+    /// `--network`: a network's name, `bridge` (the default network), `none`, `host`
+    /// or `container:<id, name or prefix>`; the default network when `None`.
+    pub network: Option<String>,
+    /// Published ports (bridge networks only).
+    pub ports: Vec<berth_engine::network::PortMapping>,
+}
+
+/// Create a bridge network (to the Supervisor).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<NetworkReply, EngineError>")]
+pub struct CreateNetwork {
+    /// Its name.
+    pub name: String,
+    /// Its subnet.
+    pub subnet: berth_engine::network::Subnet,
+    /// Its gateway (the subnet's first address when `None`).
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// Its bridge (`bn-<hash of the name>` when `None`).
+    pub bridge: Option<String>,
+    /// Labels.
+    pub labels: Labels,
+}
+
+/// A network and the journal position that has it.
+#[derive(Debug, Clone)]
+pub struct NetworkReply {
+    /// The network.
+    pub network: berth_engine::state::Network,
+    /// Sequence number of its event.
+    pub seq: u64,
+}
+
+/// Delete a network no container uses (to the Supervisor); answers the sequence number
+/// of its `network.deleted` event.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<u64, EngineError>")]
+pub struct DeleteNetwork {
+    /// Its name.
+    pub name: String,
 }
 
 /// Create a container (to the Supervisor): records the intent and returns the new

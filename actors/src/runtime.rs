@@ -132,6 +132,7 @@ pub async fn start(
     if reconciled != Reconciled::default() {
         tracing::warn!(?reconciled, "storage reconciled with the journal");
     }
+    crate::network::ensure_default(&writer, &containers).await;
     let notices = crate::notice::bus(4096);
     let supervisor = Supervisor::new(
         writer.clone(),

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, AtomicResponse, Context, Handler, WrapFuture,
 };
-use berth_engine::container::{ContainerConfig, ContainerId, MountKind, DEFAULT_STOP_TIMEOUT_SECS};
+use berth_engine::container::{
+    ContainerConfig, ContainerId, MountKind, NetworkMode, DEFAULT_STOP_TIMEOUT_SECS,
+};
 use berth_engine::ids::NamespaceName;
 use berth_engine::{decide, Command, EngineError};
 use chrono::Utc;
@@ -60,6 +62,14 @@ impl Supervisor {
             registry,
             notices: crate::notice::bus(1),
         }
+    }
+
+    pub(crate) fn writer(&self) -> &WriterHandle {
+        &self.writer
+    }
+
+    pub(crate) fn env(&self) -> &ContainerEnv {
+        &self.env
     }
 
     /// Publishes pull progress on `bus` (for the event stream).
@@ -522,6 +532,46 @@ impl Handler<CollectGarbage> for Supervisor {
 }
 
 impl Supervisor {
+    /// Resolves `--network`: a network's name, `bridge` (the default network), `none`,
+    /// `host` or `container:<id, name or prefix>` (of the same namespace); the default
+    /// network when absent.
+    fn network_mode(
+        &self,
+        ns: &NamespaceName,
+        raw: Option<&str>,
+    ) -> Result<NetworkMode, EngineError> {
+        let default = || NetworkMode::Bridge {
+            network: self.env.network.default_network.clone(),
+        };
+        Ok(match raw {
+            None | Some("bridge") | Some("default") => default(),
+            Some("") => return Err(EngineError::InvalidArgument(
+                "network must not be empty (bridge, none, host, container:<id> or a network name)"
+                    .into(),
+            )),
+            Some("none") => NetworkMode::None,
+            Some("host") => NetworkMode::Host,
+            Some(other) => match other.strip_prefix("container:") {
+                Some(key) => {
+                    let state = self.writer.state().read();
+                    let target = state.find_container(ns, key)?;
+                    if let NetworkMode::Container { .. } = target.config.network {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "container {} itself joins another container's network; join that one",
+                            target.name
+                        )));
+                    }
+                    NetworkMode::Container {
+                        id: target.id.clone(),
+                    }
+                }
+                None => NetworkMode::Bridge {
+                    network: other.to_string(),
+                },
+            },
+        })
+    }
+
     /// Completes a creation request: resolves the image (manifest digest, config, top
     /// layer's snapshot), checks mounts and runtime.
     fn container_config(
@@ -579,6 +629,14 @@ impl Supervisor {
         if let Some(s) = &stop_signal {
             berth_engine::container::parse_signal(s)?;
         }
+        let network = self.network_mode(ns, req.network.as_deref())?;
+        for p in &req.ports {
+            if p.host_port == 0 || p.container_port == 0 {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid published port {p}: ports are 1 to 65535"
+                )));
+            }
+        }
         let config = ContainerConfig {
             image: req.image,
             image_digest: digest,
@@ -596,6 +654,8 @@ impl Supervisor {
             runtime,
             stop_timeout: req.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_SECS),
             stop_signal,
+            network,
+            ports: req.ports,
         };
         Ok((
             config,
@@ -695,6 +755,7 @@ impl Handler<ReconcileContainers> for Supervisor {
             .runtime_binary(&self.env.default_runtime)
             .map(|b| berth_engine::runtime::Runc::new(b.to_path_buf(), self.env.runtime_root()));
         let runtime_root = self.env.runtime_root();
+        let (env, writer) = (self.env.clone(), self.writer.clone());
         Box::pin(async move {
             if let (Ok(runc), true) = (janitor, runtime_root.exists()) {
                 let _ = crate::storage::blocking(move || {
@@ -710,6 +771,8 @@ impl Handler<ReconcileContainers> for Supervisor {
                 .await;
             }
             let mut total = ContainersReconciled::default();
+            let net_env = env.clone();
+            let net_state = writer.state().clone();
             for (id, addr) in actors {
                 match addr.send(RecoverContainer).await {
                     Ok(Ok(r)) => {
@@ -724,6 +787,17 @@ impl Handler<ReconcileContainers> for Supervisor {
                     Err(_) => {
                         tracing::warn!(container = %id, "container actor stopped while recovering")
                     }
+                }
+            }
+            // Namespaces and leases that no recorded container holds (a crash between
+            // a CNI call and its event, or state from before a journal was lost).
+            let cleaned = crate::storage::blocking(move || {
+                Ok(crate::container::net::janitor(&net_env, &net_state.read()))
+            })
+            .await;
+            if let Ok((namespaces, leases)) = cleaned {
+                if namespaces + leases > 0 {
+                    tracing::info!(namespaces, leases, "stale network state removed");
                 }
             }
             Ok(total)

@@ -24,6 +24,40 @@ pub struct ContainerEnv {
     pub log_max_size: u64,
     /// Rotated log files kept.
     pub log_max_files: u32,
+    /// Networking: CNI plugins and the default network.
+    pub network: NetworkEnv,
+}
+
+/// The daemon's network settings.
+#[derive(Debug, Clone)]
+pub struct NetworkEnv {
+    /// Directories searched for CNI plugins (Debian's `/usr/lib/cni`, then
+    /// `/opt/cni/bin`).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The default network's name (`bridge` and an omitted `--network` mean it).
+    pub default_network: String,
+    /// Its bridge.
+    pub default_bridge: String,
+    /// Its subnet (used when the network is first made).
+    pub default_subnet: berth_engine::network::Subnet,
+    /// The CNI version the plugins speak, asked once.
+    pub(crate) cni_version: std::sync::Arc<std::sync::OnceLock<String>>,
+}
+
+impl Default for NetworkEnv {
+    fn default() -> Self {
+        NetworkEnv {
+            plugin_dirs: berth_engine::network::cni::DEFAULT_PLUGIN_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            default_network: "berth0".into(),
+            default_bridge: "berth0".into(),
+            default_subnet: berth_engine::network::Subnet::parse("10.88.0.0/16")
+                .expect("a valid subnet"),
+            cni_version: Default::default(),
+        }
+    }
 }
 
 impl ContainerEnv {
@@ -45,7 +79,39 @@ impl ContainerEnv {
             default_runtime: "runc".into(),
             log_max_size: 10 << 20,
             log_max_files: 2,
+            network: NetworkEnv::default(),
         }
+    }
+
+    /// The bind-mounted network namespace of `id` (bridge and none modes).
+    pub fn netns_path(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir.join("netns").join(id.as_str())
+    }
+
+    /// host-local IPAM's data directory (volatile, like the namespaces: after a reboot
+    /// neither leases nor namespaces exist).
+    pub fn ipam_dir(&self) -> PathBuf {
+        self.state_dir.join("cni").join("ipam")
+    }
+
+    /// The CNI runner; `Unavailable` when no plugin directory exists.
+    pub fn cni(&self) -> Result<berth_engine::network::cni::Cni, EngineError> {
+        let mut config = berth_engine::network::cni::CniConfig::new(&self.ipam_dir());
+        config.plugin_dirs = self.network.plugin_dirs.clone();
+        berth_engine::network::cni::Cni::new(config)
+    }
+
+    /// The CNI version configurations are written in (negotiated with the bridge
+    /// plugin once).
+    pub fn cni_version(
+        &self,
+        cni: &berth_engine::network::cni::Cni,
+    ) -> Result<String, EngineError> {
+        if let Some(v) = self.network.cni_version.get() {
+            return Ok(v.clone());
+        }
+        let v = cni.negotiate_version()?;
+        Ok(self.network.cni_version.get_or_init(|| v).clone())
     }
 
     /// The OCI bundle of `id`.

@@ -80,6 +80,7 @@ pub(crate) fn provision(
     container: &Container,
     image: &berth_engine::image::Config,
     mounts: &[Mount],
+    net: &super::net::SpecNet,
 ) -> Result<(), EngineError> {
     let id = &container.id;
     let bundle = env.bundle(id);
@@ -108,7 +109,8 @@ pub(crate) fn provision(
         config: &container.config,
         image,
         rootfs: &env.rootfs(id),
-        netns: None,
+        netns: net.netns.as_deref(),
+        host_network: net.host,
         etc_files: Some(etc),
     })?;
     oci::write_config(&bundle, &spec)
@@ -195,6 +197,7 @@ pub(crate) fn launch(
     container: &Container,
     runtime: &Path,
     mounts: &[Mount],
+    net: &super::net::SpecNet,
 ) -> Result<u32, EngineError> {
     let id = &container.id;
     if env.bundle(id).join(oci::CONFIG_FILE).exists() {
@@ -202,7 +205,13 @@ pub(crate) fn launch(
     } else {
         // The state directory is volatile (a tmpfs after a reboot): the bundle is made
         // again from the journal's record and the image's config.
-        provision(env, container, &image_config(stores, container)?, mounts)?;
+        provision(
+            env,
+            container,
+            &image_config(stores, container)?,
+            mounts,
+            net,
+        )?;
     }
     mkdir(&env.log_dir(id), 0o700)?;
     let exit = env.exit_file(id);

@@ -132,7 +132,8 @@ impl ContainerActor {
                 let c = self.current()?;
                 let runtime = self.env.runtime_binary(&c.config.runtime)?.to_path_buf();
                 let mounts = self.mounts(&c)?;
-                Ok((events, runtime, mounts, c))
+                let net = super::net::spec_net(&self.env, &self.writer.state().read(), &c);
+                Ok((events, runtime, mounts, c, net))
             });
         let (writer, env, id, socket, stores) = (
             self.writer.clone(),
@@ -144,7 +145,7 @@ impl ContainerActor {
         let (namespace, failed) = (self.namespace.clone(), self.failed("start", String::new()));
         Box::pin(
             async move {
-                let (events, runtime, mounts, container) = prep?;
+                let (events, runtime, mounts, container, net) = prep?;
                 writer.append(events).await?;
                 // The last run's shim (holding its exit) goes first.
                 let _ = shim::call(
@@ -154,10 +155,13 @@ impl ContainerActor {
                 )
                 .await;
                 let started = async {
+                    super::net::up(&writer, &env, &container).await?;
                     let shim_pid = {
                         let (env, stores) = (env.clone(), stores.clone());
-                        blocking(move || fs::launch(&env, &stores, &container, &runtime, &mounts))
-                            .await?
+                        blocking(move || {
+                            fs::launch(&env, &stores, &container, &runtime, &mounts, &net)
+                        })
+                        .await?
                     };
                     let call = |req| shim::call(socket.clone(), req, Some(CONTROL_TIMEOUT));
                     expect_ok(call(Request::Start).await.map_err(CallError::into_engine)?)?;
@@ -189,6 +193,12 @@ impl ContainerActor {
                             Some(CONTROL_TIMEOUT),
                         )
                         .await;
+                        let now = writer.state().read().container(&namespace, &id).cloned();
+                        if let Some(c) = now {
+                            if let Err(d) = super::net::down(&writer, &env, &c).await {
+                                tracing::warn!(container = %id, error = %d, "network down after a failed start");
+                            }
+                        }
                         writer
                             .append(vec![Event::ContainerStartFailed(ContainerFailed {
                                 reason: e.to_string(),
@@ -247,8 +257,10 @@ impl ContainerActor {
         }
         let writer = self.writer.clone();
         let socket = self.socket();
+        let (env, namespace, id) = (self.env.clone(), self.namespace.clone(), self.id.clone());
+        let appender = writer.clone();
         Box::pin(
-            async move { writer.append(events).await }
+            async move { appender.append(events).await }
                 .into_actor(self)
                 .then(move |res, act, ctx| {
                     let seq = res.map(|c| c.last_seq());
@@ -272,6 +284,16 @@ impl ContainerActor {
                                 Some(CONTROL_TIMEOUT),
                             )
                             .await;
+                            // Its address, veth and namespace go with the process
+                            // (attached again at the next start). A failure leaves
+                            // the attachment recorded, so deletion or the next
+                            // daemon start retries.
+                            let now = writer.state().read().container(&namespace, &id).cloned();
+                            if let Some(c) = now {
+                                if let Err(e) = super::net::down(&writer, &env, &c).await {
+                                    tracing::warn!(container = %id, error = %e, "detaching the network after exit");
+                                }
+                            }
                         }
                         seq
                     }
@@ -366,9 +388,17 @@ impl ContainerActor {
                         if let Ok(runtime) = runtime {
                             fs::reap_orphan(&env, &runtime, &id);
                         }
-                        fs::teardown(&env, &id, true)
+                        Ok(())
                     })
                     .await?;
+                }
+                let now = writer.state().read().container(&namespace, &id).cloned();
+                if let Some(c) = now {
+                    super::net::down(&writer, &env, &c).await?;
+                }
+                {
+                    let (env, id) = (env.clone(), id.clone());
+                    blocking(move || fs::teardown(&env, &id, true)).await?;
                 }
                 match supervisor
                     .send(RemoveSnapshot { namespace, key })
@@ -494,10 +524,11 @@ impl Handler<Provision> for ContainerActor {
             labels: fs::snapshot_labels(&self.namespace, &self.id),
         };
         let image = msg.image_config;
+        let net = super::net::spec_net(&env, &self.writer.state().read(), &c);
         AtomicResponse::new(Box::pin(
             async move {
                 let snap = supervisor.send(prepare).await.map_err(mailbox)??;
-                blocking(move || fs::provision(&env, &c, &image, &snap.mounts)).await
+                blocking(move || fs::provision(&env, &c, &image, &snap.mounts, &net)).await
             }
             .into_actor(self)
             .then(|res, act, _ctx| match res {

@@ -12,12 +12,13 @@
 mod env;
 pub(crate) mod fs;
 mod handlers;
+pub(crate) mod net;
 mod recover;
 pub(crate) mod shim;
 
 use std::time::Duration;
 
-pub use env::ContainerEnv;
+pub use env::{ContainerEnv, NetworkEnv};
 
 use actix::{Actor, Addr, Context};
 use berth_engine::container::{ContainerId, ExitStatus};

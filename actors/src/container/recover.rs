@@ -62,11 +62,52 @@ impl Handler<RecoverContainer> for ContainerActor {
                 Box::pin(actix::fut::ready(Ok(ContainersReconciled::default())))
             }
         };
-        AtomicResponse::new(fut)
+        AtomicResponse::new(Box::pin(
+            fut.then(|res, act, _ctx| act.settle_network().map(move |_, _, _| res)),
+        ))
     }
 }
 
 impl ContainerActor {
+    /// After the status is settled: a container that does not run gives back its
+    /// address, veth and namespace (it exited, or died, while the daemon was down); a
+    /// running one has its attachment verified with CNI CHECK.
+    fn settle_network(&mut self) -> actix::ResponseActFuture<Self, ()> {
+        let Ok(c) = self.current() else {
+            return Box::pin(actix::fut::ready(()));
+        };
+        let (writer, env) = (self.writer.clone(), self.env.clone());
+        Box::pin(
+            async move {
+                if c.status.is_live() {
+                    let network = c
+                        .attachment
+                        .as_ref()
+                        .and_then(|a| writer.state().read().networks.get(&a.network).cloned());
+                    if let Some(net) = network {
+                        let res = crate::storage::blocking(move || {
+                            super::net::check(&env, &c, &net).map_err(|e| (c.id.clone(), e))
+                                .or_else(|(id, e)| {
+                                    tracing::warn!(container = %id, error = %e, "network CHECK failed");
+                                    Ok(())
+                                })
+                        })
+                        .await;
+                        drop(res);
+                    }
+                } else if c.attachment.is_some()
+                    || (c.config.network.owns_netns()
+                        && berth_engine::network::netns::exists(&env.netns_path(&c.id)))
+                {
+                    if let Err(e) = super::net::down(&writer, &env, &c).await {
+                        tracing::warn!(container = %c.id, error = %e, "releasing the network of a stopped container");
+                    }
+                }
+            }
+            .into_actor(self),
+        )
+    }
+
     /// Asks the shim how things are and records what changed.
     fn probe(&mut self) -> Fut {
         let c = match self.current() {

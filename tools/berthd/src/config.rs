@@ -71,6 +71,21 @@ struct FileConfig {
     runtimes: std::collections::BTreeMap<String, RuntimeSection>,
     #[serde(default)]
     registry: RegistrySection,
+    #[serde(default)]
+    network: NetworkSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkSection {
+    /// Directories searched for CNI plugins.
+    plugin_dirs: Option<Vec<PathBuf>>,
+    /// The default network's name (`berth0`).
+    default_network: Option<String>,
+    /// Its bridge (`berth0`).
+    default_bridge: Option<String>,
+    /// Its subnet (`10.88.0.0/16`), used when it is first made.
+    default_subnet: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +232,24 @@ impl Config {
         }
         if let Some(n) = file.containers.log_max_files {
             containers.log_max_files = n;
+        }
+        let net = &mut containers.network;
+        if let Some(dirs) = file.network.plugin_dirs {
+            net.plugin_dirs = dirs;
+        }
+        if let Some(n) = file.network.default_network {
+            let probe = berth_engine::network::NetworkConfig::new(&n, "x", net.default_subnet);
+            probe.validate().context("network.default_network")?;
+            net.default_network = n;
+        }
+        if let Some(b) = file.network.default_bridge {
+            let probe = berth_engine::network::NetworkConfig::new("x", &b, net.default_subnet);
+            probe.validate().context("network.default_bridge")?;
+            net.default_bridge = b;
+        }
+        if let Some(s) = file.network.default_subnet {
+            net.default_subnet =
+                berth_engine::network::Subnet::parse(&s).context("network.default_subnet")?;
         }
         let registry = registry_config(file.registry, flags.config.as_deref())?;
         Ok(Config {
