@@ -606,6 +606,44 @@ impl Client {
     }
 }
 
+/// `/v1/networks/<name>`, encoded.
+fn network_path(name: &str) -> String {
+    format!("/v1/networks/{}", encode_path(name))
+}
+
+impl Client {
+    /// `POST /v1/networks`.
+    pub async fn network_create(
+        &self,
+        req: &CreateNetworkRequest,
+    ) -> Result<NetworkResponse, ClientError> {
+        self.call(Method::POST, "/v1/networks", Some(req)).await
+    }
+
+    /// `GET /v1/networks?<filters>`; `filters` is a query string such as `label=a%3Db`
+    /// (encoded), or empty.
+    pub async fn network_list(&self, filters: &str) -> Result<NetworkList, ClientError> {
+        let path = if filters.is_empty() {
+            "/v1/networks".to_string()
+        } else {
+            format!("/v1/networks?{filters}")
+        };
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/networks/{name}`.
+    pub async fn network_get(&self, name: &str) -> Result<NetworkResponse, ClientError> {
+        self.call(Method::GET, &network_path(name), None::<&()>)
+            .await
+    }
+
+    /// `DELETE /v1/networks/{name}`.
+    pub async fn network_delete(&self, name: &str) -> Result<Deleted, ClientError> {
+        self.call(Method::DELETE, &network_path(name), None::<&()>)
+            .await
+    }
+}
+
 /// The lines of a streamed answer, as they arrive.
 pub struct LineStream {
     body: Incoming,

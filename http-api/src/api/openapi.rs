@@ -141,7 +141,26 @@ fn container_schemas() -> Value {
             "restart": {"type": "string", "description": "no (default), always, on-failure, on-failure:N"},
             "runtime": {"type": "string", "description": "OCI runtime name (default: the daemon's)"},
             "stop_timeout": {"type": "integer", "minimum": 0},
-            "stop_signal": {"type": "string", "description": "name (TERM, SIGINT, RTMIN+3) or number"}}},
+            "stop_signal": {"type": "string", "description": "name (TERM, SIGINT, RTMIN+3) or number"},
+            "network": {"type": "string", "description": "a network's name, bridge (the default network), none, host or container:<id, name or prefix> (default: the default network)"},
+            "ports": {"type": "array", "items": {"$ref": "#/components/schemas/PortRequest"}, "description": "ports published on the host (bridge networks only)"}}},
+        "PortRequest": {"type": "object", "required": ["host_port", "container_port"], "additionalProperties": false, "properties": {
+            "host_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "container_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "protocol": {"type": "string", "enum": ["tcp", "udp"], "default": "tcp"},
+            "host_ip": {"type": "string", "format": "ipv4", "description": "host address to publish on (default: every address)"}}},
+        "PortMapping": {"type": "object", "properties": {
+            "host_port": int.clone(), "container_port": int.clone(),
+            "protocol": {"type": "string", "enum": ["tcp", "udp"]},
+            "host_ip": {"type": "string", "format": "ipv4", "nullable": true}}},
+        "ContainerNetwork": {"type": "object", "required": ["mode", "ports"], "properties": {
+            "mode": {"type": "string", "enum": ["bridge", "none", "host", "container"]},
+            "network": {"type": "string", "description": "the network (bridge mode)"},
+            "container": {"type": "string", "description": "the container whose network namespace it shares (container mode)"},
+            "ip": {"type": "string", "format": "ipv4", "description": "while attached"},
+            "mac": {"type": "string", "description": "while attached"},
+            "gateway": {"type": "string", "format": "ipv4", "description": "while attached"},
+            "ports": {"type": "array", "items": {"$ref": "#/components/schemas/PortMapping"}}}},
         "Exit": {"type": "object", "properties": {"code": nullable(int.clone()), "signal": nullable(int.clone()), "oom_killed": {"type": "boolean"}, "at": time.clone()}},
         "Container": {"type": "object", "properties": {
             "id": string.clone(), "name": string.clone(), "namespace": string.clone(), "image": string.clone(), "image_digest": string.clone(),
@@ -153,6 +172,7 @@ fn container_schemas() -> Value {
             "restart_policy": {"type": "string", "description": "no, always, on-failure, on-failure:N"},
             "labels": {"$ref": "#/components/schemas/Labels"},
             "last_error": nullable(string.clone()), "pending": nullable(string.clone()),
+            "network": {"$ref": "#/components/schemas/ContainerNetwork"},
             "config": {"type": "object", "description": "the configuration it was created with (image resolved to image_digest; resources in OCI units)"}}},
         "ContainerResponse": {"type": "object", "properties": {"container": {"$ref": "#/components/schemas/Container"}, "seq": int64.clone()}},
         "ContainerList": {"type": "object", "properties": {"containers": {"type": "array", "items": {"$ref": "#/components/schemas/Container"}}, "seq": int64.clone()}},
@@ -167,6 +187,53 @@ fn container_schemas() -> Value {
     })
 }
 
+/// The network operations.
+fn network_paths(std_errors: &Value) -> Value {
+    let name = json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "network name"});
+    json!({
+        "/v1/networks": {
+            "get": {"operationId": "listNetworks", "summary": "List networks (host-wide), by name",
+                "parameters": [{"name": "label", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true,
+                    "description": "KEY=VALUE: the label has this value; KEY: the label is set (repeatable: all must hold)"}],
+                "responses": merge(ok("200", "networks", "NetworkList"), err_responses(&["400"]))},
+            "post": {"operationId": "createNetwork", "summary": "Create a bridge network (its subnet must not overlap another network's or a host route)",
+                "requestBody": json_body("CreateNetwork"),
+                "responses": merge(ok("201", "created", "NetworkResponse"), std_errors.clone())}
+        },
+        "/v1/networks/{name}": {
+            "get": {"operationId": "inspectNetwork", "summary": "One network and the containers attached to it",
+                "parameters": [name.clone()],
+                "responses": merge(ok("200", "network", "NetworkResponse"), std_errors.clone())},
+            "delete": {"operationId": "deleteNetwork", "summary": "Delete a network no container uses (never the default network)",
+                "parameters": [name],
+                "responses": merge(ok("200", "deleted (deleted is the network's name)", "Deleted"), std_errors.clone())}
+        }
+    })
+}
+
+/// The network schemas.
+fn network_schemas() -> Value {
+    json!({
+        "CreateNetwork": {"type": "object", "required": ["name", "subnet"], "additionalProperties": false, "properties": {
+            "name": {"type": "string", "description": "unique on the host"},
+            "subnet": {"type": "string", "description": "IPv4 CIDR without host bits, e.g. 10.89.0.0/24"},
+            "gateway": {"type": "string", "format": "ipv4", "description": "the bridge's address (default: the subnet's first address)"},
+            "bridge": {"type": "string", "description": "Linux bridge name (default: derived from the name)"},
+            "labels": {"$ref": "#/components/schemas/Labels"}}},
+        "NetworkContainer": {"type": "object", "required": ["namespace", "id", "name"], "properties": {
+            "namespace": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"},
+            "ip": {"type": "string", "format": "ipv4", "description": "once attached"}}},
+        "Network": {"type": "object", "properties": {
+            "name": {"type": "string"}, "bridge": {"type": "string"}, "subnet": {"type": "string"},
+            "gateway": {"type": "string", "format": "ipv4"}, "labels": {"$ref": "#/components/schemas/Labels"},
+            "default": {"type": "boolean", "description": "the daemon's default network (cannot be deleted)"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "containers": {"type": "array", "items": {"$ref": "#/components/schemas/NetworkContainer"}}}},
+        "NetworkResponse": {"type": "object", "properties": {"network": {"$ref": "#/components/schemas/Network"}, "seq": {"type": "integer", "format": "int64"}}},
+        "NetworkList": {"type": "object", "properties": {"networks": {"type": "array", "items": {"$ref": "#/components/schemas/Network"}}, "seq": {"type": "integer", "format": "int64"}}}
+    })
+}
+
 fn name_param() -> Value {
     json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}})
 }
@@ -175,6 +242,7 @@ fn name_param() -> Value {
 pub fn document() -> Value {
     let std_errors = err_responses(&["400", "401", "404", "409", "503"]);
     let containers = container_paths(&std_errors);
+    let networks = network_paths(&std_errors);
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
@@ -333,9 +401,11 @@ pub fn document() -> Value {
     });
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.extend(containers.as_object().cloned().unwrap_or_default());
+        paths.extend(networks.as_object().cloned().unwrap_or_default());
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.extend(container_schemas().as_object().cloned().unwrap_or_default());
+        schemas.extend(network_schemas().as_object().cloned().unwrap_or_default());
     }
     doc
 }

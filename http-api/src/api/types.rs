@@ -532,6 +532,65 @@ pub struct CreateContainerRequest {
     /// Stop signal, name or number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// `--network`: a network's name, `bridge` (the default network), `none`, `host` or
+    /// `container:<id, name or prefix>` (default: the default network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Ports published on the host (bridge networks only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortRequest>,
+}
+
+/// A published port in `POST /v1/containers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortRequest {
+    /// The port on the host (1 to 65535).
+    pub host_port: u16,
+    /// The port inside the container (1 to 65535).
+    pub container_port: u16,
+    /// `tcp` (default) or `udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<berth_engine::network::Protocol>,
+    /// The host address it is published on (IPv4; default: every address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+}
+
+impl From<berth_engine::network::PortMapping> for PortRequest {
+    fn from(p: berth_engine::network::PortMapping) -> Self {
+        PortRequest {
+            host_port: p.host_port,
+            container_port: p.container_port,
+            protocol: Some(p.protocol),
+            host_ip: p.host_ip.map(|ip| ip.to_string()),
+        }
+    }
+}
+
+/// How a container is networked, and what its attachment gave it while it has one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerNetworkView {
+    /// `bridge`, `none`, `host` or `container`.
+    pub mode: String,
+    /// The network (bridge mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// The container whose network namespace it shares (container mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Its address while attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Its hardware address while attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Its gateway while attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// Published ports.
+    #[serde(default)]
+    pub ports: Vec<berth_engine::network::PortMapping>,
 }
 
 /// How a container's process ended.
@@ -584,6 +643,9 @@ pub struct ContainerView {
     pub last_error: Option<String>,
     /// The operation in flight (`start`, `stop`…).
     pub pending: Option<String>,
+    /// Its network: mode, and address and ports while attached.
+    #[serde(default)]
+    pub network: ContainerNetworkView,
     /// Everything it was created with.
     pub config: berth_engine::container::ContainerConfig,
 }
@@ -659,4 +721,79 @@ pub struct LogLine {
     pub stream: String,
     /// The line without its newline (lossy UTF-8).
     pub line: String,
+}
+
+// ---- networks ----
+
+/// `POST /v1/networks` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNetworkRequest {
+    /// The name (unique on the host).
+    pub name: String,
+    /// IPv4 subnet in CIDR form, e.g. `10.89.0.0/24`.
+    pub subnet: String,
+    /// The bridge's address (default: the subnet's first address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// The Linux bridge's name (default: derived from the network's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+}
+
+/// A container configured on a network or attached to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkContainerView {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its address, once attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+}
+
+/// A network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkView {
+    /// Name.
+    pub name: String,
+    /// The Linux bridge on the host.
+    pub bridge: String,
+    /// Subnet (CIDR).
+    pub subnet: String,
+    /// The bridge's address.
+    pub gateway: std::net::Ipv4Addr,
+    /// Labels.
+    pub labels: Labels,
+    /// The daemon's default network.
+    pub default: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Containers configured on it or attached to it (every namespace), by namespace
+    /// and name; `ip` while attached.
+    pub containers: Vec<NetworkContainerView>,
+}
+
+/// A network and the journal position it reflects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkResponse {
+    /// The network.
+    pub network: NetworkView,
+    /// Journal position.
+    pub seq: u64,
+}
+
+/// `GET /v1/networks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkList {
+    /// Networks, by name.
+    pub networks: Vec<NetworkView>,
+    /// Journal position the list reflects.
+    pub seq: u64,
 }

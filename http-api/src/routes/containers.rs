@@ -6,6 +6,7 @@
 //! container's actor, found through the supervisor by id, name or unique id prefix.
 
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,9 +23,12 @@ use berth_engine::container::parse::{
     normalise_container_path, parse_cpus, parse_memory, parse_restart, parse_signal, validate_env,
     validate_mounts, validate_resources,
 };
-use berth_engine::container::{ContainerId, ExitStatus, MountKind, MountSpec, Resources};
+use berth_engine::container::{
+    ContainerId, ExitStatus, MountKind, MountSpec, NetworkMode, Resources,
+};
 use berth_engine::ids::{validate_labels, validate_name, ImageName, NamespaceName};
 use berth_engine::logs::{Follower, LogRecord, ReadOptions};
+use berth_engine::network::{PortMapping, Protocol};
 use berth_engine::shim::proto::ExecRequest;
 use berth_engine::state::{Container, Status};
 use berth_engine::EngineError;
@@ -70,7 +74,29 @@ pub fn view(c: &Container) -> ContainerView {
         labels: c.config.labels.clone(),
         last_error: c.last_error.clone(),
         pending: c.pending.clone(),
+        network: network_view(c),
         config: c.config.clone(),
+    }
+}
+
+/// The `network` section of a container's view: its mode, and what its attachment
+/// gave it while it has one.
+pub fn network_view(c: &Container) -> ContainerNetworkView {
+    let (mode, network, container) = match &c.config.network {
+        NetworkMode::Bridge { network } => ("bridge", Some(network.clone()), None),
+        NetworkMode::None => ("none", None, None),
+        NetworkMode::Host => ("host", None, None),
+        NetworkMode::Container { id } => ("container", None, Some(id.to_string())),
+    };
+    let attached = c.attachment.as_ref().and_then(|a| a.attached.as_ref());
+    ContainerNetworkView {
+        mode: mode.to_string(),
+        network: c.attachment.as_ref().map(|a| a.network.clone()).or(network),
+        container,
+        ip: attached.map(|a| a.ip),
+        mac: attached.map(|a| a.mac.clone()),
+        gateway: attached.and_then(|a| a.gateway),
+        ports: c.config.ports.clone(),
     }
 }
 
@@ -154,6 +180,48 @@ fn mount_of(m: MountRequest) -> Result<MountSpec, EngineError> {
     })
 }
 
+/// A published port of a create body: ports from 1 to 65535, an IPv4 host address.
+fn port_of(p: &PortRequest) -> Result<PortMapping, EngineError> {
+    let shown = || serde_json::to_string(p).unwrap_or_default();
+    if p.host_port == 0 || p.container_port == 0 {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid published port {}: ports must be from 1 to 65535",
+            shown()
+        )));
+    }
+    let host_ip = p
+        .host_ip
+        .as_deref()
+        .map(|ip| {
+            ip.parse::<Ipv4Addr>().map_err(|_| {
+                EngineError::InvalidArgument(format!(
+                    "invalid published port {}: host_ip {ip:?} is not an IPv4 address",
+                    shown()
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(PortMapping {
+        host_port: p.host_port,
+        container_port: p.container_port,
+        protocol: p.protocol.unwrap_or(Protocol::Tcp),
+        host_ip,
+    })
+}
+
+/// The published ports of a create body; two that claim the same host port are refused.
+pub fn ports_of(ports: &[PortRequest]) -> Result<Vec<PortMapping>, EngineError> {
+    let ports = ports.iter().map(port_of).collect::<Result<Vec<_>, _>>()?;
+    for (i, a) in ports.iter().enumerate() {
+        if let Some(b) = ports[..i].iter().find(|b| b.conflicts(a)) {
+            return Err(EngineError::InvalidArgument(format!(
+                "published ports {b} and {a} claim the same host port"
+            )));
+        }
+    }
+    Ok(ports)
+}
+
 /// Parses and validates a create body into the name and the actors' request. Stats bind
 /// mount sources (so it runs on a blocking thread).
 pub fn container_request(
@@ -221,6 +289,15 @@ pub fn container_request(
     if let Some(s) = &body.stop_signal {
         parse_signal(s)?;
     }
+    if let Some(n) = &body.network {
+        if n.is_empty() || n.contains('\0') {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid network {n:?}: use a network's name, bridge, none, host or \
+                 container:<name or id>"
+            )));
+        }
+    }
+    let ports = ports_of(&body.ports)?;
     Ok((
         body.name,
         ContainerRequest {
@@ -239,6 +316,8 @@ pub fn container_request(
             runtime: body.runtime,
             stop_timeout: body.stop_timeout,
             stop_signal: body.stop_signal,
+            network: body.network,
+            ports,
         },
     ))
 }
@@ -1045,6 +1124,85 @@ mod tests {
         let e = body(r#"{"image":"busybox","memory":true}"#).unwrap_err();
         assert!(e.to_string().contains("512m"), "{e}");
         assert!(serde_json::from_str::<ExecRequestBody>(r#"{"cmd":["ls"],"tty":true}"#).is_err());
+    }
+
+    #[test]
+    fn network_and_ports() {
+        let (_, r) = container_request(
+            body(
+                r#"{"image":"busybox","network":"n1","ports":[
+                    {"host_port":18080,"container_port":80},
+                    {"host_port":18080,"container_port":80,"protocol":"udp"},
+                    {"host_port":5353,"container_port":53,"protocol":"udp","host_ip":"127.0.0.1"}]}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r.network.as_deref(), Some("n1"));
+        assert_eq!(
+            r.ports,
+            [
+                PortMapping {
+                    host_port: 18080,
+                    container_port: 80,
+                    protocol: Protocol::Tcp,
+                    host_ip: None
+                },
+                PortMapping {
+                    host_port: 18080,
+                    container_port: 80,
+                    protocol: Protocol::Udp,
+                    host_ip: None
+                },
+                PortMapping {
+                    host_port: 5353,
+                    container_port: 53,
+                    protocol: Protocol::Udp,
+                    host_ip: Some(Ipv4Addr::LOCALHOST)
+                },
+            ]
+        );
+        let (_, r) = container_request(body(r#"{"image":"busybox"}"#).unwrap()).unwrap();
+        assert_eq!(r.network, None);
+        assert!(r.ports.is_empty());
+        // Parsed `-p` values round-trip through the body.
+        let p = berth_engine::network::parse_publish("127.0.0.1:8080:80/udp").unwrap();
+        assert_eq!(port_of(&PortRequest::from(p)).unwrap(), p);
+
+        let m = msg(container_request(
+            body(r#"{"image":"busybox","ports":[{"host_port":0,"container_port":80}]}"#).unwrap(),
+        ));
+        assert!(m.contains("1 to 65535"), "{m}");
+        let m = msg(container_request(
+            body(r#"{"image":"busybox","ports":[{"host_port":80,"container_port":0}]}"#).unwrap(),
+        ));
+        assert!(m.contains("1 to 65535"), "{m}");
+        let m = msg(container_request(
+            body(r#"{"image":"busybox","ports":[{"host_port":80,"container_port":80,"host_ip":"::1"}]}"#)
+                .unwrap(),
+        ));
+        assert!(m.contains("::1"), "{m}");
+        let m = msg(container_request(
+            body(r#"{"image":"busybox","ports":[{"host_port":80,"container_port":80},{"host_port":80,"container_port":81}]}"#)
+                .unwrap(),
+        ));
+        assert!(m.contains("same host port"), "{m}");
+        let m = msg(container_request(
+            body(r#"{"image":"busybox","network":""}"#).unwrap(),
+        ));
+        assert!(m.contains("network"), "{m}");
+        // Out of range, unknown protocols and unknown fields are refused by the parser.
+        assert!(
+            body(r#"{"image":"busybox","ports":[{"host_port":65536,"container_port":80}]}"#)
+                .is_err()
+        );
+        assert!(body(
+            r#"{"image":"busybox","ports":[{"host_port":80,"container_port":80,"protocol":"sctp"}]}"#
+        )
+        .is_err());
+        let e = body(r#"{"image":"busybox","ports":[{"host_port":80,"container_port":80,"hostip":"1.2.3.4"}]}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("hostip"), "{e}");
     }
 
     #[test]

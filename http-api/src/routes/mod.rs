@@ -7,6 +7,7 @@ pub mod events;
 pub mod images;
 pub mod journal;
 pub mod namespaces;
+pub mod networks;
 pub mod pull;
 pub mod storage;
 pub mod system;
@@ -74,6 +75,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/containers/{id}/wait"),
     ("post", "/v1/containers/{id}/exec"),
     ("get", "/v1/containers/{id}/logs"),
+    ("get", "/v1/networks"),
+    ("post", "/v1/networks"),
+    ("get", "/v1/networks/{name}"),
+    ("delete", "/v1/networks/{name}"),
 ];
 
 /// Registers every route and the JSON error handlers for bad bodies, queries and paths.
@@ -139,7 +144,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/containers/{id}/wait", web::post().to(containers::wait))
             .route("/containers/{id}/exec", web::post().to(containers::exec))
-            .route("/containers/{id}/logs", web::get().to(containers::logs)),
+            .route("/containers/{id}/logs", web::get().to(containers::logs))
+            .route("/networks", web::get().to(networks::list))
+            .route("/networks", web::post().to(networks::create))
+            .route("/networks/{name}", web::get().to(networks::get))
+            .route("/networks/{name}", web::delete().to(networks::delete)),
     )
     .default_service(web::to(no_route));
 }

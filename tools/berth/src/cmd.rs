@@ -67,6 +67,9 @@ enum Command {
     /// System information
     #[command(subcommand)]
     System(SystemCommand),
+    /// Networks
+    #[command(subcommand)]
+    Network(crate::networks::NetworkCommand),
     #[command(flatten)]
     Containers(Box<crate::containers::ContainerCommand>),
 }
@@ -211,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Login(a) => crate::registry::login(cli.json, a),
         Command::Gc => crate::storage::gc(&client(&cli)?, namespace(&cli), cli.json).await,
         Command::System(SystemCommand::Df) => crate::storage::df(&client(&cli)?, cli.json).await,
+        Command::Network(c) => crate::networks::command(&client(&cli)?, cli.json, c).await,
         Command::Containers(c) => {
             crate::containers::command(&client(&cli)?, namespace(&cli), cli.json, c).await
         }

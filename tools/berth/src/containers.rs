@@ -72,6 +72,13 @@ pub struct CreateArgs {
     /// Replace the image's entrypoint ("" to clear it)
     #[arg(long, allow_hyphen_values = true)]
     pub entrypoint: Option<String>,
+    /// Network: a network's name, bridge (the default network), none, host or
+    /// container:NAME|ID
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// Publish a port on the host: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (repeatable)
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CTR[/PROTO]")]
+    pub publish: Vec<String>,
     /// Image
     pub image: String,
     /// Command and arguments (replace the image's cmd)
@@ -291,6 +298,11 @@ impl CreateArgs {
         for t in &self.tmpfs {
             mounts.push(tmpfs_mount(t)?);
         }
+        let ports = self
+            .publish
+            .iter()
+            .map(|p| berth_engine::network::parse_publish(p).map(PortRequest::from))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(CreateContainerRequest {
             name: self.name.clone(),
             image: self.image.clone(),
@@ -317,6 +329,8 @@ impl CreateArgs {
             runtime: self.runtime.clone(),
             stop_timeout: self.stop_timeout,
             stop_signal: self.stop_signal.clone(),
+            network: self.network.clone(),
+            ports,
         })
     }
 }
@@ -432,6 +446,24 @@ pub fn command_text(c: &ContainerView) -> String {
     format!("\"{cut}\"")
 }
 
+/// The PORTS column: `0.0.0.0:18080->80/tcp, 127.0.0.1:5353->53/udp`.
+pub fn ports_text(c: &ContainerView) -> String {
+    c.network
+        .ports
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}->{}/{}",
+                p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                p.host_port,
+                p.container_port,
+                p.protocol
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The rows of `berth ps`.
 pub fn ps_rows(list: &[ContainerView], now: DateTime<Utc>) -> Vec<Vec<String>> {
     list.iter()
@@ -443,6 +475,7 @@ pub fn ps_rows(list: &[ContainerView], now: DateTime<Utc>) -> Vec<Vec<String>> {
                 status_text(c, now),
                 format!("{} ago", ago(c.created_at, now)),
                 command_text(c),
+                ports_text(c),
             ]
         })
         .collect()
@@ -565,7 +598,9 @@ pub async fn command(
                 }
             } else {
                 table(
-                    &["ID", "NAME", "IMAGE", "STATUS", "CREATED", "COMMAND"],
+                    &[
+                        "ID", "NAME", "IMAGE", "STATUS", "CREATED", "COMMAND", "PORTS",
+                    ],
                     &ps_rows(&list.containers, Utc::now()),
                 );
             }
@@ -887,6 +922,9 @@ mod tests {
             &["create", "-l", "=v", "busybox"],
             &["create", "-e", "=v", "busybox"],
             &["create", "--tmpfs", ":size=1m", "busybox"],
+            &["create", "-p", "80", "busybox"],
+            &["create", "-p", "0:80", "busybox"],
+            &["create", "--publish", "8080:80/sctp", "busybox"],
         ] {
             let ContainerCommand::Create(a) = parse(args) else {
                 panic!()
@@ -896,6 +934,37 @@ mod tests {
         assert!(T::try_parse_from(["berth", "run"]).is_err());
         assert!(T::try_parse_from(["berth", "exec", "ctr"]).is_err());
         assert!(T::try_parse_from(["berth", "start"]).is_err());
+    }
+
+    #[test]
+    fn network_and_publish_flags() {
+        let ContainerCommand::Run(a) = parse(&[
+            "run",
+            "--network",
+            "n1",
+            "-p",
+            "18080:80",
+            "--publish",
+            "127.0.0.1:5353:53/udp",
+            "busybox",
+        ]) else {
+            panic!("not run")
+        };
+        let r = a.create.request(&no_env).unwrap();
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({
+                "image": "busybox", "network": "n1",
+                "ports": [
+                    {"host_port": 18080, "container_port": 80, "protocol": "tcp"},
+                    {"host_port": 5353, "container_port": 53, "protocol": "udp", "host_ip": "127.0.0.1"}
+                ]
+            })
+        );
+        let ContainerCommand::Create(a) = parse(&["create", "--network", "none", "busybox"]) else {
+            panic!()
+        };
+        assert_eq!(a.request(&no_env).unwrap().network.as_deref(), Some("none"));
     }
 
     #[test]
@@ -997,6 +1066,7 @@ mod tests {
             labels: Default::default(),
             last_error: None,
             pending: None,
+            network: Default::default(),
             config,
         }
     }
@@ -1020,8 +1090,18 @@ mod tests {
                 "busybox",
                 "running",
                 "2h ago",
-                "\"sh -c echo a very long comman…\""
+                "\"sh -c echo a very long comman…\"",
+                ""
             ]
+        );
+        let mut published = view("running");
+        published.network.ports = vec![
+            berth_engine::network::parse_publish("18080:80").unwrap(),
+            berth_engine::network::parse_publish("127.0.0.1:5353:53/udp").unwrap(),
+        ];
+        assert_eq!(
+            ports_text(&published),
+            "0.0.0.0:18080->80/tcp, 127.0.0.1:5353->53/udp"
         );
         assert_eq!(rows[1][3], "exited (3) 5s ago");
         stopped.exit.as_mut().unwrap().code = None;

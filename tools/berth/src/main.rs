@@ -3,6 +3,7 @@
 
 mod cmd;
 mod containers;
+mod networks;
 mod output;
 mod registry;
 mod storage;
