@@ -324,6 +324,8 @@ pub struct Leftovers {
     pub bundles: Vec<String>,
     /// Runtime state directories.
     pub runtime: Vec<String>,
+    /// Anything else (bridges).
+    pub other: Vec<String>,
 }
 
 impl Leftovers {
@@ -338,6 +340,7 @@ impl Leftovers {
             mounts: mounts_under(dir),
             bundles: bundle_ids(state),
             runtime: runtime_ids(state),
+            other: Vec::new(),
         }
     }
 
@@ -508,4 +511,32 @@ pub(crate) fn force_cleanup(dir: &Path, state: &Path) -> Leftovers {
 /// Reads the lines of a CLI output stream.
 pub fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
+}
+
+/// Bridges whose name starts with `prefix`.
+pub fn bridges_with_prefix(prefix: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join("bridge").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !prefix.is_empty() && n.starts_with(prefix))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `ip link del dev <name>`.
+pub fn remove_link(name: &str) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(["link", "del", "dev", name])
+        .output()
+        .map_err(|e| format!("running ip: {e}"))?;
+    if out.status.success() || !Path::new("/sys/class/net").join(name).exists() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
 }

@@ -73,6 +73,8 @@ pub struct TestDaemon {
     extra_args: Vec<String>,
     child: Option<Child>,
     starts: u32,
+    bridge: String,
+    subnet: String,
 }
 
 impl TestDaemon {
@@ -92,11 +94,24 @@ impl TestDaemon {
             .tempdir()
             .expect("creating a temporary directory");
         let base = dir.path().to_path_buf();
-        let config_file = opts.config.map(|text| {
+        // Every daemon gets a default network of its own (bridge and subnet), so that
+        // daemons of tests running side by side never share one.
+        static NEXT_NET: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT_NET.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let bridge = format!("bi{:05}x{:03}", pid % 100_000, n % 1000);
+        let subnet = format!("10.{}.{}.0/24", 232 + pid % 8, n % 256);
+        let mut text = opts.config.unwrap_or_default();
+        if !text.contains("[network]") {
+            text.push_str(&format!(
+                "\n[network]\ndefault_bridge = \"{bridge}\"\ndefault_subnet = \"{subnet}\"\n"
+            ));
+        }
+        let config_file = {
             let p = base.join("berthd.toml");
             std::fs::write(&p, text).expect("writing the config file");
-            p
-        });
+            Some(p)
+        };
         let token_file = opts.tcp.then(|| {
             let p = base.join("token");
             std::fs::write(&p, format!("{TOKEN}\n")).expect("writing the token file");
@@ -114,6 +129,8 @@ impl TestDaemon {
             extra_args: opts.args,
             child: None,
             starts: 0,
+            bridge,
+            subnet,
         };
         if opts.tcp {
             // berthd does not report the port it bound, so pick a free one; another
@@ -353,7 +370,26 @@ impl TestDaemon {
         }
         self.kill_child();
         let dir = self.dir().to_path_buf();
-        crate::containers::force_cleanup(&dir, &self.state)
+        let mut left = crate::containers::force_cleanup(&dir, &self.state);
+        // Bridges this daemon's networks made (the default one, and test networks
+        // named after it).
+        for b in crate::containers::bridges_with_prefix(&self.bridge) {
+            if let Err(e) = crate::containers::remove_link(&b) {
+                left.other.push(format!("bridge {b}: {e}"));
+            }
+        }
+        left
+    }
+
+    /// The default network's bridge (unique to this daemon). Networks a test creates
+    /// should take bridges named with this prefix, so the daemon's drop removes them.
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// The default network's subnet (a /24 unique to this daemon).
+    pub fn subnet(&self) -> &str {
+        &self.subnet
     }
 }
 

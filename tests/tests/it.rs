@@ -22,6 +22,10 @@ mod images;
 mod lock;
 #[path = "it/namespaces.rs"]
 mod namespaces;
+#[path = "it/networks.rs"]
+mod networks;
+#[path = "it/networks_api.rs"]
+mod networks_api;
 #[path = "it/pull.rs"]
 mod pull;
 #[path = "it/restart.rs"]
