@@ -154,6 +154,8 @@ impl Container {
             runtime: "runc".into(),
             stop_timeout: 10,
             stop_signal: None,
+            network: Default::default(),
+            ports: Vec::new(),
         };
         let image = image_config();
         let namespace = NamespaceName::parse("default").unwrap();
@@ -164,6 +166,7 @@ impl Container {
             image: &image,
             rootfs: &bundle.join("rootfs"),
             netns: None,
+            host_network: false,
             etc_files: None,
         })
         .unwrap();
