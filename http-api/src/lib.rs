@@ -6,7 +6,8 @@
 //! - [`api::error`]: [`api::error::ApiError`] — the one place an `ErrorKind` becomes an
 //!   HTTP status and a `{"error":{"kind":..,"message":..}}` body.
 //! - [`api::openapi`]: the OpenAPI 3 document served at `/v1/openapi.json`.
-//! - [`routes`]: one module per resource (`system`, `namespaces`, `events`, `journal`).
+//! - [`routes`]: one module per resource (`system`, `namespaces`, `events`, `journal`,
+//!   `storage`, `images`, `pull`, `containers`, `networks`).
 //! - [`server`]: [`run`] — serve on the given listeners until `shutdown` resolves.
 //! - [`client`]: [`client::Client`], a typed client over a unix socket or TCP.
 

@@ -53,17 +53,18 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), EngineError> {
     f.sync_all().map_err(io_err("syncing", path))
 }
 
-/// The host's resolv.conf without loopback name servers (unreachable from the
-/// container's own network namespace).
-fn resolv_conf() -> String {
+/// The host's resolv.conf; without loopback name servers unless the container shares
+/// the host's network namespace (they are unreachable from a namespace of its own).
+fn resolv_conf(host_network: bool) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let kept: Vec<&str> = host
         .lines()
         .filter(|l| {
             let mut w = l.split_whitespace();
-            !(w.next() == Some("nameserver")
-                && w.next()
-                    .is_some_and(|a| a.starts_with("127.") || a == "::1"))
+            host_network
+                || !(w.next() == Some("nameserver")
+                    && w.next()
+                        .is_some_and(|a| a.starts_with("127.") || a == "::1"))
         })
         .collect();
     let mut out = kept.join("\n");
@@ -101,7 +102,7 @@ pub(crate) fn provision(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
     );
     write_file(&etc.hosts, hosts.as_bytes(), 0o644)?;
-    write_file(&etc.resolv_conf, resolv_conf().as_bytes(), 0o644)?;
+    write_file(&etc.resolv_conf, resolv_conf(net.host).as_bytes(), 0o644)?;
     write_file(&etc.hostname, format!("{hostname}\n").as_bytes(), 0o644)?;
     let spec = oci::generate(&SpecInputs {
         id,

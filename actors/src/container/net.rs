@@ -118,6 +118,20 @@ fn check_host_ports(ports: &[PortMapping]) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The network's configuration list for a container publishing `ports`: portmap only
+/// when it publishes some (one plugin run fewer on each ADD and DEL otherwise).
+fn conflist(
+    env: &ContainerEnv,
+    cni: &berth_engine::network::cni::Cni,
+    network: &Network,
+    ports: &[PortMapping],
+) -> Result<berth_engine::network::cni::ConfList, EngineError> {
+    let version = env.cni_version(cni)?;
+    let mut config = network.cni_config();
+    config.portmap = !ports.is_empty();
+    cni.conflist(&config, &version)
+}
+
 fn cni_attachment(
     env: &ContainerEnv,
     id: &ContainerId,
@@ -140,8 +154,7 @@ fn attach(
     ports: &[PortMapping],
 ) -> Result<CniResult, EngineError> {
     let cni = env.cni()?;
-    let version = env.cni_version(&cni)?;
-    let list = cni.conflist(&network.cni_config(), &version)?;
+    let list = conflist(env, &cni, network, ports)?;
     check_host_ports(ports)?;
     ensure_netns(env, id)?;
     cni.add(&list, &cni_attachment(env, id, "eth0", ports))
@@ -157,8 +170,7 @@ fn detach(
 ) -> Result<(), EngineError> {
     if let Some(net) = network {
         let cni = env.cni()?;
-        let version = env.cni_version(&cni)?;
-        let list = cni.conflist(&net.cni_config(), &version)?;
+        let list = conflist(env, &cni, net, ports)?;
         let ifname = attached.map_or("eth0", |a| a.ifname.as_str());
         cni.del(
             &list,
@@ -179,8 +191,7 @@ pub(crate) fn check(
         return Ok(());
     };
     let cni = env.cni()?;
-    let version = env.cni_version(&cni)?;
-    let list = cni.conflist(&network.cni_config(), &version)?;
+    let list = conflist(env, &cni, network, &att.ports)?;
     cni.check(
         &list,
         &cni_attachment(env, &c.id, &att.ifname, &att.ports),
@@ -322,6 +333,11 @@ pub(crate) async fn up(
             blocking(move || write_in_place(&path, &hosts)).await
         }
         NetworkMode::Bridge { network } => {
+            // An attachment left by a run whose detach failed goes first: ADD twice for
+            // one container would take a second address.
+            if c.attachment.is_some() {
+                down(writer, env, c).await?;
+            }
             let net = writer
                 .state()
                 .read()

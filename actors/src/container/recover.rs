@@ -85,15 +85,12 @@ impl ContainerActor {
                         .as_ref()
                         .and_then(|a| writer.state().read().networks.get(&a.network).cloned());
                     if let Some(net) = network {
-                        let res = crate::storage::blocking(move || {
-                            super::net::check(&env, &c, &net).map_err(|e| (c.id.clone(), e))
-                                .or_else(|(id, e)| {
-                                    tracing::warn!(container = %id, error = %e, "network CHECK failed");
-                                    Ok(())
-                                })
-                        })
-                        .await;
-                        drop(res);
+                        let id = c.id.clone();
+                        let checked =
+                            crate::storage::blocking(move || super::net::check(&env, &c, &net)).await;
+                        if let Err(e) = checked {
+                            tracing::warn!(container = %id, error = %e, "network CHECK failed");
+                        }
                     }
                 } else if c.attachment.is_some()
                     || (c.config.network.owns_netns()
