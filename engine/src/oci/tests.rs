@@ -444,6 +444,11 @@ fn namespaces_paths_and_cgroup() {
         .unwrap()
         .clone();
     assert_eq!(net.path().as_deref(), Some(netns.as_path()));
+    // --network host: no network namespace at all (even with a path given).
+    inputs.host_network = true;
+    let spec = build(&inputs, false).unwrap();
+    assert!(!kinds(&spec).contains(&LinuxNamespaceType::Network));
+    assert_eq!(kinds(&spec).len(), 4);
 
     let l = linux(&v1);
     assert_eq!(l.masked_paths().clone().unwrap(), strings(MASKED_PATHS));
