@@ -37,6 +37,11 @@ pub use daemon::{Options, TestDaemon, TOKEN};
 /// How long a test waits for one expected event.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The journal's tip right after a fresh daemon's first start: its genesis records are
+/// seq 1 `namespace.created` (the default namespace) and seq 2 `network.created` (the
+/// default network `berth0`).
+pub const GENESIS_SEQ: u64 = 2;
+
 /// A create request without labels.
 pub fn ns_req(name: &str) -> CreateNamespaceRequest {
     CreateNamespaceRequest {

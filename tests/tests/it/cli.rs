@@ -2,7 +2,7 @@
 
 use berth_tests::bins::berth;
 use berth_tests::cli::{fails, json, ok};
-use berth_tests::TestDaemon;
+use berth_tests::{TestDaemon, GENESIS_SEQ};
 
 #[test]
 fn version_and_namespaces() {
@@ -26,7 +26,7 @@ fn version_and_namespaces() {
     );
     let v = json(&ok(d.cli(&["--json", "ns", "create", "team-b"])));
     assert_eq!(v["namespace"]["name"], "team-b");
-    assert_eq!(v["seq"], 3);
+    assert_eq!(v["seq"], GENESIS_SEQ + 2);
 
     let table = ok(d.cli(&["ns", "ls"]));
     let lines: Vec<&str> = table.lines().collect();
@@ -54,7 +54,7 @@ fn version_and_namespaces() {
     );
     let v = json(&ok(d.cli(&["--json", "ns", "ls"])));
     assert_eq!(v["namespaces"].as_array().unwrap().len(), 1);
-    assert_eq!(v["seq"], 5);
+    assert_eq!(v["seq"], GENESIS_SEQ + 4);
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn errors_are_one_line_and_a_non_zero_exit() {
 
     // Nothing was written by any of them.
     let v = json(&ok(d.cli(&["--json", "ns", "ls"])));
-    assert_eq!(v["seq"], 1);
+    assert_eq!(v["seq"], GENESIS_SEQ);
 }
 
 #[test]
@@ -103,6 +103,8 @@ fn journal_commands_offline_and_online() {
         ok(d.cli(&["ns", "create", name]));
     }
     ok(d.cli(&["ns", "rm", "b"]));
+    // The two genesis records, three creations and a deletion.
+    let last = GENESIS_SEQ + 4;
     let root = d.root().to_str().unwrap().to_string();
 
     // While the daemon runs, --root is refused clearly.
@@ -115,39 +117,46 @@ fn journal_commands_offline_and_online() {
     }
     // Through the daemon instead.
     let online_dump = ok(d.cli(&["--json", "journal", "dump"]));
-    assert_eq!(online_dump.lines().count(), 5, "{online_dump}");
+    assert_eq!(online_dump.lines().count() as u64, last, "{online_dump}");
     let text = ok(d.cli(&["journal", "verify"]));
     assert!(
-        text.contains("checked 5 records") && text.contains(": ok"),
+        text.contains(&format!("checked {last} records")) && text.contains(": ok"),
         "{text}"
     );
     let v = json(&ok(d.cli(&["--json", "journal", "stats"])));
-    assert_eq!(v["stats"]["last_seq"], 5);
+    assert_eq!(v["stats"]["last_seq"], last);
 
     assert!(d.terminate().success());
 
     let text = ok(berth(&["journal", "stats", "--root", &root]));
-    assert!(text.contains("records:      5 (seq 1..=5)"), "{text}");
+    assert!(
+        text.contains(&format!("records:      {last} (seq 1..={last})")),
+        "{text}"
+    );
     assert!(text.contains("namespace.created"), "{text}");
+    assert!(text.contains("network.created"), "{text}");
     let v = json(&ok(berth(&["--json", "journal", "stats", "--root", &root])));
-    assert_eq!(v["stats"]["records"], 5);
+    assert_eq!(v["stats"]["records"], last);
     assert_eq!(v["topics"]["namespace.created"], 4);
+    assert_eq!(v["topics"]["network.created"], 1);
     assert_eq!(v["topics"]["namespace.deleted"], 1);
 
     let text = ok(berth(&["journal", "dump", "--root", &root]));
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 5, "{text}");
-    for (line, (seq, topic, ns)) in lines.iter().zip([
-        (1, "namespace.created", "default"),
-        (2, "namespace.created", "a"),
-        (3, "namespace.created", "b"),
-        (4, "namespace.created", "c"),
-        (5, "namespace.deleted", "b"),
+    assert_eq!(lines.len() as u64, last, "{text}");
+    for (line, (seq, topic, ns, stream)) in lines.iter().zip([
+        (1, "namespace.created", "default", "namespace/default"),
+        (2, "network.created", "default", "network/berth0"),
+        (3, "namespace.created", "a", "namespace/a"),
+        (4, "namespace.created", "b", "namespace/b"),
+        (5, "namespace.created", "c", "namespace/c"),
+        (6, "namespace.deleted", "b", "namespace/b"),
     ]) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields[0], seq.to_string(), "{line}");
         assert_eq!(fields[2], topic, "{line}");
         assert_eq!(fields[3], ns, "{line}");
+        assert_eq!(fields[4], stream, "{line}");
     }
     // Offline and online dumps agree exactly.
     let offline_dump = ok(berth(&["--json", "journal", "dump", "--root", &root]));
@@ -162,7 +171,10 @@ fn journal_commands_offline_and_online() {
     assert_eq!(seqs, ["2", "3"]);
 
     let text = ok(berth(&["journal", "verify", "--root", &root]));
-    assert!(text.contains("checked 5 records (1..=5)"), "{text}");
+    assert!(
+        text.contains(&format!("checked {last} records (1..={last})")),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("ok"), "{text}");
     let v = json(&ok(berth(&[
         "--json", "journal", "verify", "--root", &root,
@@ -172,7 +184,7 @@ fn journal_commands_offline_and_online() {
     // Reading offline did not change anything the daemon sees.
     d.restart();
     let v = json(&ok(d.cli(&["--json", "ns", "ls"])));
-    assert_eq!(v["seq"], 5);
+    assert_eq!(v["seq"], last);
 }
 
 #[test]
@@ -186,19 +198,21 @@ fn events_with_count() {
     let text = ok(d.cli(&["events", "--since", "0", "--count", "3"]));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    for (line, seq) in lines.iter().zip(1..) {
-        assert_eq!(
-            line.split_whitespace().next(),
-            Some(seq.to_string().as_str()),
-            "{line}"
-        );
+    for (line, (seq, topic)) in lines.iter().zip([
+        (1, "namespace.created"),
+        (2, "network.created"),
+        (3, "namespace.created"),
+    ]) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[0], seq.to_string(), "{line}");
+        assert_eq!(fields[2], topic, "{line}");
     }
-    let text = ok(d.cli(&["--json", "events", "--since", "0", "--count", "4"]));
+    let text = ok(d.cli(&["--json", "events", "--since", "0", "--count", "5"]));
     let seqs: Vec<u64> = text
         .lines()
         .map(|l| json(l)["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
     let text = ok(d.cli(&[
         "--json",
         "events",
@@ -212,6 +226,6 @@ fn events_with_count() {
     let v = json(text.trim());
     assert_eq!(
         (v["seq"].as_u64(), v["namespace"].as_str()),
-        (Some(4), Some("a"))
+        (Some(GENESIS_SEQ + 3), Some("a"))
     );
 }

@@ -420,7 +420,8 @@ async fn a_run_emits_its_events_in_order() {
     assert_eq!(ok(d.cli(&["run", "busybox", "echo", "sse"])), "sse\n");
     let mut topics = Vec::new();
     let mut id = None;
-    while topics.last().map(String::as_str) != Some("container.exited") {
+    // On the default (bridge) network: attached before it starts, detached after it exits.
+    while topics.last().map(String::as_str) != Some("container.network_detached") {
         let m = next_event(&mut events).await;
         let e = m.envelope().unwrap();
         let this = e.event["id"].as_str().expect("a container id").to_string();
@@ -434,8 +435,11 @@ async fn a_run_emits_its_events_in_order() {
             "container.create_requested",
             "container.created",
             "container.start_requested",
+            "container.network_attach_requested",
+            "container.network_attached",
             "container.started",
-            "container.exited"
+            "container.exited",
+            "container.network_detached"
         ]
     );
 }

@@ -55,6 +55,11 @@ async fn on_failure_restarts_up_to_its_maximum() {
 
     let topics = topics_of(&c, id).await;
     assert_eq!(count(&topics, "container.started"), 3, "{topics:#?}");
+    assert_eq!(
+        count(&topics, "container.network_attached"),
+        3,
+        "{topics:#?}"
+    );
     assert_eq!(count(&topics, "container.exited"), 3, "{topics:#?}");
     let attempts: Vec<&serde_json::Value> = topics
         .iter()
@@ -67,11 +72,12 @@ async fn on_failure_restarts_up_to_its_maximum() {
             assert_eq!(e["exit"]["code"], 5, "{e}");
         }
     }
-    // The event stream said the same, in order.
+    // The event stream said the same, in order; on the default (bridge) network every
+    // start attaches it and every exit detaches it (after the restart is scheduled).
     let mut seen = Vec::new();
     while seen
         .iter()
-        .filter(|t: &&String| *t == "container.exited")
+        .filter(|t: &&String| *t == "container.network_detached")
         .count()
         < 3
     {
@@ -83,15 +89,20 @@ async fn on_failure_restarts_up_to_its_maximum() {
     }
     let run = [
         "container.start_requested",
+        "container.network_attach_requested",
+        "container.network_attached",
         "container.started",
         "container.exited",
     ];
     let mut want = vec!["container.create_requested", "container.created"];
     want.extend(run);
     want.push("container.restart_scheduled");
+    want.push("container.network_detached");
     want.extend(run);
     want.push("container.restart_scheduled");
+    want.push("container.network_detached");
     want.extend(run);
+    want.push("container.network_detached");
     assert_eq!(seen, want);
 }
 

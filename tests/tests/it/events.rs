@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_tests::raw::{parse_sse, RawStream};
-use berth_tests::{create_ns, delete_ns, last_seq, next_event, TestDaemon};
+use berth_tests::{create_ns, delete_ns, last_seq, next_event, TestDaemon, GENESIS_SEQ};
 use http_body_util::BodyExt;
 use hyper::Method;
 
@@ -32,28 +32,49 @@ async fn since_zero_replays_then_follows_in_order() {
     create_ns(&c, "b").await;
 
     let mut s = c.events("since=0", None).await.unwrap();
+    // The genesis records first: the default namespace, then the default network.
     assert_eq!(
         next_triple(&mut s).await,
         t(1, "namespace.created", "default")
     );
-    assert_eq!(next_triple(&mut s).await, t(2, "namespace.created", "a"));
-    assert_eq!(next_triple(&mut s).await, t(3, "namespace.created", "b"));
+    assert_eq!(
+        next_triple(&mut s).await,
+        t(GENESIS_SEQ, "network.created", "default")
+    );
+    assert_eq!(
+        next_triple(&mut s).await,
+        t(GENESIS_SEQ + 1, "namespace.created", "a")
+    );
+    assert_eq!(
+        next_triple(&mut s).await,
+        t(GENESIS_SEQ + 2, "namespace.created", "b")
+    );
     // Then live.
     delete_ns(&c, "a").await;
     create_ns(&c, "c").await;
-    assert_eq!(next_triple(&mut s).await, t(4, "namespace.deleted", "a"));
-    assert_eq!(next_triple(&mut s).await, t(5, "namespace.created", "c"));
+    assert_eq!(
+        next_triple(&mut s).await,
+        t(GENESIS_SEQ + 3, "namespace.deleted", "a")
+    );
+    assert_eq!(
+        next_triple(&mut s).await,
+        t(GENESIS_SEQ + 4, "namespace.created", "c")
+    );
 
     // The first event of a `since=N` stream is N+1; `Last-Event-ID` wins over `since`.
-    let mut s = c.events("since=3", None).await.unwrap();
-    assert_eq!(next_triple(&mut s).await.0, 4);
-    let mut s = c.events("since=0", Some(4)).await.unwrap();
-    assert_eq!(next_triple(&mut s).await.0, 5);
+    let since = GENESIS_SEQ + 2;
+    let mut s = c.events(&format!("since={since}"), None).await.unwrap();
+    assert_eq!(next_triple(&mut s).await.0, GENESIS_SEQ + 3);
+    let mut s = c.events("since=0", Some(GENESIS_SEQ + 3)).await.unwrap();
+    assert_eq!(next_triple(&mut s).await.0, GENESIS_SEQ + 4);
 
     // Without either, only new events.
     let mut s = c.events("", None).await.unwrap();
     create_ns(&c, "d").await;
-    assert_eq!(next_triple(&mut s).await, t(6, "namespace.created", "d"));
+    assert_eq!(
+        next_triple(&mut s).await,
+        t(GENESIS_SEQ + 5, "namespace.created", "d")
+    );
 }
 
 /// A subscriber that keeps disconnecting and resuming with the last id it saw, while a
@@ -113,7 +134,7 @@ async fn resuming_with_last_event_id_loses_and_repeats_nothing() {
     writer.await.unwrap();
     let fin = last_seq(&c).await;
     assert_eq!(fin, final_seq.load(Ordering::SeqCst));
-    assert_eq!(fin, 1 + 60 + 20);
+    assert_eq!(fin, GENESIS_SEQ + 60 + 20);
     assert_eq!(seen, (1..=fin).collect::<Vec<_>>(), "after {cycles} cycles");
     assert!(cycles >= 10, "only {cycles} reconnect cycles");
 }
@@ -148,10 +169,17 @@ async fn head_and_first_comment_arrive_at_once() {
     let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
     assert!(text.starts_with("retry: "), "{text:?}");
     assert!(
-        text.contains("\n: berth event stream from seq 2\n"),
+        text.contains(&format!(
+            "\n: berth event stream from seq {}\n",
+            GENESIS_SEQ + 1
+        )),
         "{text:?}"
     );
-    assert_eq!(last_seq(&c).await, 1, "nothing was written meanwhile");
+    assert_eq!(
+        last_seq(&c).await,
+        GENESIS_SEQ,
+        "nothing was written meanwhile"
+    );
 }
 
 /// An idle stream carries keep-alive comments.
@@ -178,12 +206,13 @@ fn idle_stream_carries_keep_alives() {
 async fn filters_deliver_only_matching_events() {
     let d = TestDaemon::start();
     let c = d.client();
-    create_ns(&c, "x").await; // 2
-    create_ns(&c, "y").await; // 3
-    delete_ns(&c, "x").await; // 4
-    create_ns(&c, "z").await; // 5
-    delete_ns(&c, "y").await; // 6
-    create_ns(&c, "x").await; // 7
+    let g = GENESIS_SEQ;
+    create_ns(&c, "x").await; // g + 1
+    create_ns(&c, "y").await; // g + 2
+    delete_ns(&c, "x").await; // g + 3
+    create_ns(&c, "z").await; // g + 4
+    delete_ns(&c, "y").await; // g + 5
+    create_ns(&c, "x").await; // g + 6
 
     let mut deleted = c
         .events("since=0&topic=namespace.deleted", None)
@@ -201,39 +230,56 @@ async fn filters_deliver_only_matching_events() {
 
     assert_eq!(
         next_triple(&mut deleted).await,
-        t(4, "namespace.deleted", "x")
+        t(g + 3, "namespace.deleted", "x")
     );
     assert_eq!(
         next_triple(&mut deleted).await,
-        t(6, "namespace.deleted", "y")
+        t(g + 5, "namespace.deleted", "y")
     );
-    assert_eq!(next_triple(&mut of_x).await, t(2, "namespace.created", "x"));
-    assert_eq!(next_triple(&mut of_x).await, t(4, "namespace.deleted", "x"));
-    assert_eq!(next_triple(&mut of_x).await, t(7, "namespace.created", "x"));
-    assert_eq!(next_triple(&mut both).await, t(4, "namespace.deleted", "x"));
-    for id in 1..=7 {
+    assert_eq!(
+        next_triple(&mut of_x).await,
+        t(g + 1, "namespace.created", "x")
+    );
+    assert_eq!(
+        next_triple(&mut of_x).await,
+        t(g + 3, "namespace.deleted", "x")
+    );
+    assert_eq!(
+        next_triple(&mut of_x).await,
+        t(g + 6, "namespace.created", "x")
+    );
+    assert_eq!(
+        next_triple(&mut both).await,
+        t(g + 3, "namespace.deleted", "x")
+    );
+    // Every namespace record, but not the default network's `network.created` (seq 2).
+    assert_eq!(
+        next_triple(&mut prefixes).await,
+        t(1, "namespace.created", "default")
+    );
+    for id in g + 1..=g + 6 {
         assert_eq!(next_triple(&mut prefixes).await.0, id);
     }
 
     // Live: non-matching events in between are skipped, the next match arrives.
-    create_ns(&c, "w").await; // 8
-    delete_ns(&c, "w").await; // 9
-    delete_ns(&c, "x").await; // 10
+    create_ns(&c, "w").await; // g + 7
+    delete_ns(&c, "w").await; // g + 8
+    delete_ns(&c, "x").await; // g + 9
     assert_eq!(
         next_triple(&mut deleted).await,
-        t(9, "namespace.deleted", "w")
+        t(g + 8, "namespace.deleted", "w")
     );
     assert_eq!(
         next_triple(&mut deleted).await,
-        t(10, "namespace.deleted", "x")
+        t(g + 9, "namespace.deleted", "x")
     );
     assert_eq!(
         next_triple(&mut of_x).await,
-        t(10, "namespace.deleted", "x")
+        t(g + 9, "namespace.deleted", "x")
     );
     assert_eq!(
         next_triple(&mut both).await,
-        t(10, "namespace.deleted", "x")
+        t(g + 9, "namespace.deleted", "x")
     );
 }
 
@@ -249,7 +295,8 @@ async fn slow_subscriber_gets_resync_and_never_blocks_writers() {
     let c = d.client();
     let mut raw = RawStream::get(d.socket(), "/v1/events", &[]);
     tokio::task::block_in_place(|| {
-        assert!(raw.read_until("berth event stream from seq 2", 1, Duration::from_secs(5)));
+        let head = format!("berth event stream from seq {}", GENESIS_SEQ + 1);
+        assert!(raw.read_until(&head, 1, Duration::from_secs(5)));
     });
     // One event read off the wire: the subscription is live.
     create_ns(&c, "first").await;
@@ -277,7 +324,10 @@ async fn slow_subscriber_gets_resync_and_never_blocks_writers() {
     .expect("writers were blocked by a subscriber that does not read");
     let took = started.elapsed();
     let last = last_seq(&c).await;
-    assert_eq!(last, 2 + u64::try_from(WRITERS * PER_WRITER).unwrap());
+    assert_eq!(
+        last,
+        GENESIS_SEQ + 1 + u64::try_from(WRITERS * PER_WRITER).unwrap()
+    );
 
     tokio::task::block_in_place(|| raw.read_to_end(Duration::from_secs(30)));
     let res = raw.response();
@@ -291,18 +341,23 @@ async fn slow_subscriber_gets_resync_and_never_blocks_writers() {
     assert_eq!(resync.event.as_deref(), Some("resync"), "last: {resync:?}");
     let ids: Vec<u64> = records.iter().map(|b| b.id.expect("an id")).collect();
     let n = u64::try_from(ids.len()).unwrap();
+    let first = GENESIS_SEQ + 1;
     assert_eq!(
         ids,
-        (2..2 + n).collect::<Vec<_>>(),
+        (first..first + n).collect::<Vec<_>>(),
         "delivered in order, no gap"
     );
     assert!(
-        2 + n <= last,
+        first + n <= last,
         "it fell behind: got {n} of {} events",
-        last - 1
+        last - GENESIS_SEQ
     );
     let data: serde_json::Value = serde_json::from_str(&resync.data).unwrap();
-    assert_eq!(data["next"], 2 + n, "resync names where to resume: {data}");
+    assert_eq!(
+        data["next"],
+        first + n,
+        "resync names where to resume: {data}"
+    );
     eprintln!(
         "{} creates with a stuck subscriber took {took:?}; it got {n} events, then resync",
         WRITERS * PER_WRITER

@@ -1,7 +1,7 @@
 //! Namespaces through the typed client: the round trip and the canonical errors.
 
 use berth_http::api::types::{CreateNamespaceRequest, NamespaceResponse};
-use berth_tests::{create_ns, expect_api_error, last_seq, ns_req, TestDaemon};
+use berth_tests::{create_ns, expect_api_error, last_seq, ns_req, TestDaemon, GENESIS_SEQ};
 use hyper::Method;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -9,11 +9,12 @@ async fn create_list_get_delete_round_trip() {
     let d = TestDaemon::start();
     let c = d.client();
 
-    // A new installation has exactly the default namespace, created at seq 1.
+    // A new installation has exactly the default namespace, created at seq 1; the
+    // journal's tip is the genesis tip (the default network follows at seq 2).
     let list = c.namespaces().await.unwrap();
     let names: Vec<&str> = list.namespaces.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["default"]);
-    assert_eq!(list.seq, 1);
+    assert_eq!(list.seq, GENESIS_SEQ);
 
     let created = c
         .create_namespace(&CreateNamespaceRequest {
@@ -24,15 +25,15 @@ async fn create_list_get_delete_round_trip() {
         .unwrap();
     assert_eq!(created.namespace.name, "team-a");
     assert_eq!(created.namespace.labels["owner"], "ops");
-    assert_eq!(created.seq, 2);
+    assert_eq!(created.seq, GENESIS_SEQ + 1);
     let b = create_ns(&c, "k8s.io").await;
-    assert_eq!(b.seq, 3);
-    assert_eq!(last_seq(&c).await, 3);
+    assert_eq!(b.seq, GENESIS_SEQ + 2);
+    assert_eq!(last_seq(&c).await, GENESIS_SEQ + 2);
 
     let list = c.namespaces().await.unwrap();
     let names: Vec<&str> = list.namespaces.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["default", "k8s.io", "team-a"]);
-    assert_eq!(list.seq, 3);
+    assert_eq!(list.seq, GENESIS_SEQ + 2);
 
     let got: NamespaceResponse = c
         .call(Method::GET, "/v1/namespaces/team-a", None::<&()>)
@@ -42,7 +43,7 @@ async fn create_list_get_delete_round_trip() {
 
     let deleted = c.delete_namespace("team-a").await.unwrap();
     assert_eq!(deleted.deleted, "team-a");
-    assert_eq!(deleted.seq, 4);
+    assert_eq!(deleted.seq, GENESIS_SEQ + 3);
     expect_api_error(
         c.call::<NamespaceResponse>(Method::GET, "/v1/namespaces/team-a", None::<&()>)
             .await,
@@ -60,7 +61,7 @@ async fn create_list_get_delete_round_trip() {
     assert_eq!(names, ["default", "k8s.io"]);
 
     // A deleted name can be created again.
-    assert_eq!(create_ns(&c, "team-a").await.seq, 5);
+    assert_eq!(create_ns(&c, "team-a").await.seq, GENESIS_SEQ + 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_tests::{create_ns, delete_ns, last_seq, next_event, TestDaemon};
+use berth_tests::{create_ns, delete_ns, last_seq, next_event, TestDaemon, GENESIS_SEQ};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_keeps_history_and_seqs_continue() {
@@ -14,10 +14,11 @@ async fn kill_9_keeps_history_and_seqs_continue() {
     create_ns(&c, "gone").await;
     delete_ns(&c, "gone").await;
     let before = c.journal_page(1, 10_000).await.unwrap();
-    assert_eq!(before.last_seq, 4);
+    let tip = GENESIS_SEQ + 3;
+    assert_eq!(before.last_seq, tip);
     assert_eq!(
         before.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        [1, 2, 3, 4]
+        (1..=tip).collect::<Vec<_>>()
     );
 
     d.kill_9();
@@ -37,16 +38,16 @@ async fn kill_9_keeps_history_and_seqs_continue() {
     assert_eq!(names, ["default", "survivor"]);
 
     // New events follow at the next seq, in the journal and on the event stream.
-    let mut events = c.events("", Some(4)).await.unwrap();
+    let mut events = c.events("", Some(tip)).await.unwrap();
     let created = create_ns(&c, "newcomer").await;
-    assert_eq!(created.seq, 5);
+    assert_eq!(created.seq, tip + 1);
     let m = next_event(&mut events).await;
-    assert_eq!(m.id, Some(5));
+    assert_eq!(m.id, Some(tip + 1));
     assert_eq!(m.event.as_deref(), Some("namespace.created"));
     assert_eq!(m.envelope().unwrap().namespace, "newcomer");
     let page = c.journal_page(1, 10_000).await.unwrap();
-    assert_eq!(page.records[..4], before.records[..]);
-    assert_eq!(page.last_seq, 5);
+    assert_eq!(page.records[..before.records.len()], before.records[..]);
+    assert_eq!(page.last_seq, tip + 1);
 }
 
 /// Every write the daemon acknowledged before SIGKILL is there after the restart, and

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
-use berth_tests::{create_ns, expect_api_error, TestDaemon, TOKEN};
+use berth_tests::{create_ns, expect_api_error, TestDaemon, GENESIS_SEQ, TOKEN};
 use hyper::Method;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -53,7 +53,11 @@ async fn tcp_requires_the_token() {
     let authed = d.tcp_client(Some(TOKEN));
     let res = authed.raw(Method::GET, "/v1/healthz", None).await.unwrap();
     assert_eq!(res.status.as_u16(), 200);
-    assert_eq!(authed.health().await.unwrap().seq, 1, "nothing was written");
+    assert_eq!(
+        authed.health().await.unwrap().seq,
+        GENESIS_SEQ,
+        "nothing was written"
+    );
     create_ns(&authed, "over-tcp").await;
     let mut events = authed.events("since=0", None).await.unwrap();
     assert_eq!(berth_tests::next_event(&mut events).await.id, Some(1));

@@ -56,6 +56,10 @@ pub struct Args {
     /// Skip the stage breakdown
     #[arg(long)]
     no_stages: bool,
+    /// Skip the bridge-network part (`berth run --rm` on the default network against
+    /// `--network none`)
+    #[arg(long)]
+    no_network: bool,
     /// Directory holding berthd, berth and berth-shim [default: this executable's]
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
@@ -86,6 +90,10 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 const NS: &str = "default";
 /// The image, as the CLI names it.
 const IMAGE: &str = "busybox";
+/// The bench daemon's default network (not the host's `berth0`, which a real berthd
+/// may use); its bridge is removed at the end.
+const BENCH_BRIDGE: &str = "berthbench0";
+const BENCH_SUBNET: &str = "10.213.213.0/24";
 
 /// Runs `cmd` with stdin from /dev/null and its output captured (or discarded when
 /// `capture` is false); kills it (by its pid) after [`CMD_TIMEOUT`]. Returns the
@@ -243,7 +251,10 @@ impl Daemon {
         let runc = bins.runc.to_str().context("runc's path is not UTF-8")?;
         std::fs::write(
             &config,
-            format!("[runtimes.runc]\npath = {}\n", serde_json::to_string(runc)?),
+            format!(
+                "[runtimes.runc]\npath = {}\n\n[network]\ndefault_bridge = \"{BENCH_BRIDGE}\"\ndefault_subnet = \"{BENCH_SUBNET}\"\n",
+                serde_json::to_string(runc)?
+            ),
         )?;
         let log = dir.join("berthd.log");
         let log_file = std::fs::File::create(&log)?;
@@ -413,6 +424,9 @@ impl Work {
             let _ = umount2(m, MntFlags::MNT_DETACH);
         }
         remove_cgroups(&self.cgroup_parent);
+        if let Err(e) = berth_engine::network::host::remove_bridge(BENCH_BRIDGE) {
+            problems.push(format!("removing the bridge {BENCH_BRIDGE}: {e}"));
+        }
         if mounts_under(&self.dir).is_empty() {
             if let Err(e) = std::fs::remove_dir_all(&self.dir) {
                 problems.push(format!("removing {}: {e}", self.dir.display()));
@@ -691,9 +705,15 @@ impl RuncBundle {
 
 /// Builds the runc bundle from a container berth creates (and then removes).
 fn runc_bundle(work: &mut Work) -> anyhow::Result<RuncBundle> {
-    let (out, _) = ok(&mut work
-        .berth
-        .cmd(&["create", "--name", "bench-template", IMAGE, "true"]))?;
+    let (out, _) = ok(&mut work.berth.cmd(&[
+        "create",
+        "--name",
+        "bench-template",
+        "--network",
+        "none",
+        IMAGE,
+        "true",
+    ]))?;
     let id = out.trim().to_string();
     work.containers.push(id.clone());
     let bundle = work.state.join("containers").join(&id);
@@ -726,6 +746,16 @@ fn runc_bundle(work: &mut Work) -> anyhow::Result<RuncBundle> {
     }
     config["process"]["args"] = json!(["true"]);
     config["root"]["path"] = json!("rootfs");
+    // berth's `none` joins the namespace it made; runc makes a fresh one instead.
+    if let Some(namespaces) = config["linux"]["namespaces"].as_array_mut() {
+        for n in namespaces {
+            if n["type"] == "network" {
+                if let Some(o) = n.as_object_mut() {
+                    o.remove("path");
+                }
+            }
+        }
+    }
     let data = format!(
         "lowerdir={lowerdir},upperdir={},workdir={}",
         layer.join("upper").display(),
@@ -777,6 +807,7 @@ fn api_once(
     let req = CreateContainerRequest {
         image: IMAGE.into(),
         cmd: Some(vec!["true".into()]),
+        network: Some("none".into()),
         ..Default::default()
     };
     let t0 = Instant::now();
@@ -984,7 +1015,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut bundle = runc_bundle(&mut work)?;
 
     // 1. Latency, interleaved.
-    let berth_args = ["run", "--rm", IMAGE, "true"];
+    // `--network none`: a network namespace with only `lo`, as `runc run` gives (the
+    // bridge network's cost is measured on its own below).
+    let berth_args = ["run", "--rm", "--network", "none", IMAGE, "true"];
     let berth_cmdline = describe(&berth.cmd(&berth_args));
     let (runc_root, bundle_dir) = (work.runc_root.clone(), bundle.dir.clone());
     let runc_cmd = |id: &str| {
@@ -1042,6 +1075,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         berth_runs.p90() / runc_runs.p90(),
         if ratio <= 1.5 { "MET" } else { "MISSED" }
     );
+
+    // 1b. What the default bridge network adds to a run (CNI ADD at start, DEL at exit).
+    let mut network_json = Value::Null;
+    if !args.no_network {
+        check_interrupted()?;
+        let bridge_args = ["run", "--rm", IMAGE, "true"];
+        println!();
+        println!(
+            "1b. bridge networking: {WARMUP} warm-up runs each, then {} runs each, taking turns",
+            args.runs
+        );
+        println!("   none:   {berth_cmdline}");
+        println!("   bridge: {}", describe(&berth.cmd(&bridge_args)));
+        println!("           (default network {BENCH_BRIDGE} on {BENCH_SUBNET}: CNI bridge + host-local, lo by the loopback plugin)");
+        let mut none_runs = Series::default();
+        let mut bridge_runs = Series::default();
+        for i in 0..WARMUP + args.runs {
+            check_interrupted()?;
+            let (_, n) = ok(&mut berth.cmd(&berth_args))?;
+            let (_, b) = ok(&mut berth.cmd(&bridge_args))?;
+            if i >= WARMUP {
+                none_runs.push(n);
+                bridge_runs.push(b);
+            }
+        }
+        let added = bridge_runs.median() - none_runs.median();
+        println!("{HEADER}");
+        println!("{}", none_runs.row("berth run --rm --network none"));
+        println!("{}", bridge_runs.row("berth run --rm (bridge, berth0)"));
+        println!(
+            "  bridge adds {added:.1} ms to a run (medians; {:.2}x the none run)",
+            bridge_runs.median() / none_runs.median()
+        );
+        network_json = json!({
+            "none_ms": none_runs.json(),
+            "bridge_ms": bridge_runs.json(),
+            "added_ms_median": added,
+        });
+    }
 
     // Stage breakdown.
     let mut stages_json = Value::Null;
@@ -1114,7 +1186,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.containers > 0 {
         check_interrupted()?;
         let n = args.containers;
-        let run_args = ["run", "-d", IMAGE, "sleep", "1000"];
+        let run_args = ["run", "-d", "--network", "none", IMAGE, "sleep", "1000"];
         let rss_before = mem_of(daemon_pid).map_or(0, |m| m.rss);
         println!();
         println!(
@@ -1308,6 +1380,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "runc_run_ms": runc_runs.json(),
             "ratio_median": r2(ratio),
             "stages": stages_json,
+            "network": network_json,
             "density": density_json,
             "cleanup_problems": problems,
         })
