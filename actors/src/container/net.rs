@@ -4,7 +4,8 @@
 //!   by CNI at every start (intent `container.network_attach_requested`, outcome
 //!   `container.network_attached` with the address) and detached (CNI DEL, namespace
 //!   removed, `container.network_detached`) at every exit and at deletion;
-//! - none: a namespace of its own with only `lo`, made at start, removed at exit;
+//! - none: a namespace of its own with only `lo`, made by runc (bind-mounted under
+//!   `<state>/netns` only while another container joins it, removed at its exit);
 //! - host: the host's namespace, nothing to do;
 //! - container:<id>: the other container's namespace, which must be running.
 //!
@@ -42,8 +43,13 @@ pub(crate) struct SpecNet {
 /// Where the container's network namespace is, for its runtime spec.
 pub(crate) fn spec_net(env: &ContainerEnv, state: &State, c: &Container) -> SpecNet {
     match &c.config.network {
-        NetworkMode::Bridge { .. } | NetworkMode::None => SpecNet {
+        NetworkMode::Bridge { .. } => SpecNet {
             netns: Some(env.netns_path(&c.id)),
+            host: false,
+        },
+        // runc makes a fresh namespace and brings `lo` up itself.
+        NetworkMode::None => SpecNet {
+            netns: None,
             host: false,
         },
         NetworkMode::Host => SpecNet {
@@ -304,11 +310,33 @@ pub(crate) async fn up(
 ) -> Result<(), EngineError> {
     match &c.config.network {
         NetworkMode::Host => Ok(()),
-        NetworkMode::None => {
-            let (env, id) = (env.clone(), c.id.clone());
-            blocking(move || ensure_netns(&env, &id).map(drop)).await
-        }
+        NetworkMode::None => Ok(()),
         NetworkMode::Container { id: other } => {
+            // A `none` container's namespace (made by runc) gets a path while others
+            // join it: a bind mount of its init's, removed when it exits.
+            let none_pid = {
+                let state = writer.state().read();
+                state
+                    .container(&c.namespace, other)
+                    .filter(|o| o.config.network == NetworkMode::None)
+                    .and_then(|o| o.pid)
+            };
+            if let Some(pid) = none_pid {
+                let path = env.netns_path(other);
+                blocking(move || {
+                    if netns::exists(&path) {
+                        return Ok(());
+                    }
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            EngineError::Internal(format!("creating {}: {e}", dir.display()))
+                        })?;
+                    }
+                    netns::remove(&path)?;
+                    netns::bind(Path::new(&format!("/proc/{pid}/ns/net")), &path)
+                })
+                .await?;
+            }
             let (hosts, exists) = {
                 let state = writer.state().read();
                 let o = state.container(&c.namespace, other);

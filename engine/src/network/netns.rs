@@ -71,6 +71,48 @@ pub fn create(path: &Path) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Bind-mounts an existing network namespace (e.g. `/proc/<pid>/ns/net` of a running
+/// container) at `path`, so others can join it by path while it lives.
+pub fn bind(source: &Path, path: &Path) -> Result<(), EngineError> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == IoKind::AlreadyExists => {
+            return Err(EngineError::AlreadyExists {
+                kind: "network namespace",
+                id: path.display().to_string(),
+            })
+        }
+        Err(e) => return Err(io_err("creating network namespace file", path)(e)),
+    }
+    let mounted = nix::mount::mount(
+        Some(source),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    );
+    if let Err(e) = mounted {
+        let _ = std::fs::remove_file(path);
+        return Err(EngineError::Internal(format!(
+            "bind-mounting network namespace {} on {}: {e}",
+            source.display(),
+            path.display()
+        )));
+    }
+    if !exists(path) {
+        let _ = remove(path);
+        return Err(EngineError::InvalidArgument(format!(
+            "{} is not a network namespace",
+            source.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `path` is a (bind-mounted) network namespace. A missing file, or a file
 /// whose mount is gone, is not.
 pub fn exists(path: &Path) -> bool {

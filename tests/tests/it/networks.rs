@@ -249,6 +249,22 @@ async fn containers_on_the_default_network_reach_each_other_by_address_and_name(
     );
     assert_eq!(interfaces(&out), ["eth0", "lo"], "{out}");
     assert!(out.contains("hello-from-web"), "{out}");
+    // Joining a `none` container: its namespace (runc's) has only lo, and the path
+    // berth binds for the joiner goes when it exits.
+    ok(d.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "iso",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]));
+    let dev = run_sh(&d, &["--network", "container:iso"], "cat /proc/net/dev");
+    assert_eq!(interfaces(&dev), ["lo"], "{dev}");
+    ok(d.cli(&["rm", "-f", "iso"]));
     // host: the host's interfaces, this daemon's bridge among them.
     let dev = run_sh(&d, &["--network", "host"], "cat /proc/net/dev");
     assert!(interfaces(&dev).contains(&d.bridge().to_string()), "{dev}");

@@ -1067,7 +1067,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let ratio = berth_runs.median() / runc_runs.median();
     println!("{HEADER}");
-    println!("{}", berth_runs.row("berth run --rm busybox true"));
+    println!(
+        "{}",
+        berth_runs.row("berth run --rm --network none busybox true")
+    );
     println!("{}", runc_runs.row("runc run (same bundle)"));
     println!(
         "  ratio berth / runc: {:.2}x (medians), {:.2}x (p90) -> target <= 1.5x: {}",
