@@ -365,6 +365,14 @@ impl TestDaemon {
     /// Returns what even that could not remove.
     fn clean_up_containers(&mut self) -> crate::containers::Leftovers {
         let has_containers = !crate::containers::bundle_ids(&self.state).is_empty();
+        if self.child.is_none() && has_containers {
+            // A killed daemon's containers still hold addresses, veths and port rules
+            // that only CNI DEL releases: started again, it settles them (and the API
+            // deletes them below). If it cannot start, the manual clean-up follows.
+            if let Err(status) = self.spawn_and_wait() {
+                eprintln!("cleanup: berthd did not start again ({status})");
+            }
+        }
         if self.child.is_some() && has_containers {
             crate::containers::delete_through_api(&self.state, &self.socket);
         }

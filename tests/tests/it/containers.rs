@@ -512,6 +512,15 @@ async fn drop_guard_cleans_up(kill_first: bool) {
         assert!(cgroup_dirs(id).is_empty(), "{:?}", cgroup_dirs(id));
     }
     assert!(!Path::new(&dir).exists());
+    // Their network is released too (CNI DEL): no masquerade rule names them.
+    let nat = std::process::Command::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()
+        .expect("iptables-save");
+    let nat = String::from_utf8_lossy(&nat.stdout);
+    for id in [&v.id, &paused.id] {
+        assert!(!nat.contains(id.as_str()), "rules of {id} left:\n{nat}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
