@@ -162,8 +162,17 @@ fn attach(
     let cni = env.cni()?;
     let list = conflist(env, &cni, network, ports)?;
     check_host_ports(ports)?;
+    let t0 = std::time::Instant::now();
     ensure_netns(env, id)?;
-    cni.add(&list, &cni_attachment(env, id, "eth0", ports))
+    let t1 = std::time::Instant::now();
+    let result = cni.add(&list, &cni_attachment(env, id, "eth0", ports));
+    tracing::debug!(
+        container = %id,
+        netns_ms = (t1 - t0).as_secs_f64() * 1e3,
+        add_ms = t1.elapsed().as_secs_f64() * 1e3,
+        "network attached"
+    );
+    result
 }
 
 /// CNI DEL (when attached to a network that exists), then the namespace removed.
@@ -178,11 +187,14 @@ fn detach(
         let cni = env.cni()?;
         let list = conflist(env, &cni, net, ports)?;
         let ifname = attached.map_or("eth0", |a| a.ifname.as_str());
-        cni.del(
+        let t0 = std::time::Instant::now();
+        let deleted = cni.del(
             &list,
             &cni_attachment(env, id, ifname, ports),
             attached.map(|a| &a.result),
-        )?;
+        );
+        tracing::debug!(container = %id, del_ms = t0.elapsed().as_secs_f64() * 1e3, "network detached");
+        deleted?;
     }
     netns::remove(&env.netns_path(id))
 }
