@@ -19,10 +19,9 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError
     move |e| EngineError::Internal(format!("{what}: {e}"))
 }
 
-/// Creates a new network namespace bind-mounted at `path` (an existing file or
-/// directory there is refused). The parent directory must exist.
-pub fn create(path: &Path) -> Result<(), EngineError> {
-    // create_new: two creators of the same path cannot both succeed.
+/// The empty file a namespace is bind-mounted on; `create_new`: two creators of the
+/// same path cannot both succeed.
+fn mount_point(path: &Path) -> Result<(), EngineError> {
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -37,6 +36,13 @@ pub fn create(path: &Path) -> Result<(), EngineError> {
         }
         Err(e) => return Err(io_err("creating network namespace file", path)(e)),
     }
+    Ok(())
+}
+
+/// Creates a new network namespace bind-mounted at `path` (an existing file or
+/// directory there is refused). The parent directory must exist.
+pub fn create(path: &Path) -> Result<(), EngineError> {
+    mount_point(path)?;
     let target = path.to_path_buf();
     let joined = std::thread::Builder::new()
         .name("berth-netns".into())
@@ -74,20 +80,7 @@ pub fn create(path: &Path) -> Result<(), EngineError> {
 /// Bind-mounts an existing network namespace (e.g. `/proc/<pid>/ns/net` of a running
 /// container) at `path`, so others can join it by path while it lives.
 pub fn bind(source: &Path, path: &Path) -> Result<(), EngineError> {
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
-        Ok(_) => {}
-        Err(e) if e.kind() == IoKind::AlreadyExists => {
-            return Err(EngineError::AlreadyExists {
-                kind: "network namespace",
-                id: path.display().to_string(),
-            })
-        }
-        Err(e) => return Err(io_err("creating network namespace file", path)(e)),
-    }
+    mount_point(path)?;
     let mounted = nix::mount::mount(
         Some(source),
         path,

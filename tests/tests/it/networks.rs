@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use berth_tests::cli::{fails, ok, stderr};
 use berth_tests::containers::{
-    daemon_with_busybox, poll, shim_processes, sigkill, wait_gone, STATUS_TIMEOUT,
+    daemon_with_busybox, dir_entries, poll, shim_processes, sigkill, wait_gone, STATUS_TIMEOUT,
 };
 use berth_tests::TestDaemon;
 
@@ -117,44 +117,20 @@ fn interfaces(dev: &str) -> Vec<String> {
 
 /// The ports (veths) on `bridge`.
 fn bridge_ports(bridge: &str) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(Path::new("/sys/class/net").join(bridge).join("brif"))
-            .map(|r| {
-                r.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-    v.sort();
-    v
+    dir_entries(&Path::new("/sys/class/net").join(bridge).join("brif"))
 }
 
-/// host-local's lease files of `network` in the daemon's state directory.
+/// host-local's lease files of `network` in the daemon's state directory (its other
+/// files are a lock and the last reserved address).
 fn leases(d: &TestDaemon, network: &str) -> Vec<String> {
-    let dir = d.state().join("cni").join("ipam").join(network);
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.parse::<Ipv4Addr>().is_ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
+    let mut v = dir_entries(&d.state().join("cni").join("ipam").join(network));
+    v.retain(|n| n.parse::<Ipv4Addr>().is_ok());
     v
 }
 
 /// The daemon's bind-mounted network namespaces.
 fn namespaces(d: &TestDaemon) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(d.state().join("netns"))
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    dir_entries(&d.state().join("netns"))
 }
 
 /// iptables rules (nat and filter) that mention one of `needles` — this test's
