@@ -74,14 +74,24 @@ fn error_of(kind: ErrorKind, message: String) -> EngineError {
     }
 }
 
+/// A launched shim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launched {
+    /// The serving shim's pid.
+    pub shim_pid: u32,
+    /// The container's init (created, or already started with [`ShimConfig::start`]).
+    pub init_pid: u32,
+}
+
 /// Launches the shim of `config` with `shim_binary`: writes `<bundle>/shim.json`, runs
-/// `<shim_binary> start <bundle>` and returns the pid of the serving shim once its
-/// control socket is bound and the container is created (not started). The shim is
+/// `<shim_binary> start <bundle>` and returns the pids of the serving shim and of the
+/// container's init once the shim's control socket is bound and the container is
+/// created (not started), or started when [`ShimConfig::start`] says so. The shim is
 /// not the caller's child: the caller never reaps it and it outlives the caller.
 ///
 /// On failure nothing is left running and the runtime has no state for the container;
 /// the error carries the runtime's message. Blocks (up to about [`START_TIMEOUT`]).
-pub fn launch(shim_binary: &Path, config: &ShimConfig) -> Result<u32, EngineError> {
+pub fn launch(shim_binary: &Path, config: &ShimConfig) -> Result<Launched, EngineError> {
     if !config.bundle.is_dir() {
         return Err(EngineError::Missing(format!(
             "bundle {} of container {} not found",
@@ -100,7 +110,9 @@ pub fn launch(shim_binary: &Path, config: &ShimConfig) -> Result<u32, EngineErro
         })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     match stdout.lines().rev().find_map(Readiness::parse) {
-        Some(Readiness::Ready { shim_pid, .. }) if out.status.success() => Ok(shim_pid),
+        Some(Readiness::Ready { shim_pid, init_pid }) if out.status.success() => {
+            Ok(Launched { shim_pid, init_pid })
+        }
         Some(Readiness::Failed { kind, message }) => Err(error_of(kind, message)),
         _ => {
             let stderr = String::from_utf8_lossy(&out.stderr);

@@ -63,8 +63,8 @@ fn diag(msg: std::fmt::Arguments<'_>) {
 }
 
 /// `berth-shim serve <bundle>`: becomes a session leader and child subreaper, binds the
-/// control socket, creates the container (`runc create`) with its output piped into
-/// the log, reports readiness on stdout (one JSON line; then stdout is `/dev/null`) and
+/// control socket, creates the container (`runc create`; `runc run --detach` when
+/// [`ShimConfig::start`] asks for it started) with its output piped into the log, reports readiness on stdout (one JSON line; then stdout is `/dev/null`) and
 /// serves until a [`Request::Shutdown`] ends the process. Returns only when it could
 /// not start; it has then cleaned up (no runtime state, no socket).
 pub fn serve(bundle: &Path) -> Result<(), EngineError> {
@@ -172,7 +172,12 @@ fn setup(bundle: &Path) -> Result<(Arc<Shim>, UnixListener), EngineError> {
         stdout: out_w,
         stderr: err_w,
     };
-    if let Err(e) = runc.create(&config.id, &config.bundle, &pid_file, io) {
+    let launched = if config.start {
+        runc.run(&config.id, &config.bundle, &pid_file, io)
+    } else {
+        runc.create(&config.id, &config.bundle, &pid_file, io)
+    };
+    if let Err(e) = launched {
         // runc may leave a half-created container behind.
         let _ = runc.delete(&config.id, true);
         return Err(e);
@@ -191,6 +196,7 @@ fn setup(bundle: &Path) -> Result<(Arc<Shim>, UnixListener), EngineError> {
             "no memory cgroup found for pid {init_pid}: OOM kills will not be reported"
         )),
     }
+    let started = config.start;
     let shim = Arc::new(Shim {
         config,
         runc,
@@ -200,7 +206,11 @@ fn setup(bundle: &Path) -> Result<(Arc<Shim>, UnixListener), EngineError> {
         oom,
         exec_spec: OnceLock::new(),
         state: Mutex::new(Inner {
-            status: ShimStatus::Created,
+            status: if started {
+                ShimStatus::Running
+            } else {
+                ShimStatus::Created
+            },
             exit: None,
             pumps_done: 0,
             runtime_deleted: false,

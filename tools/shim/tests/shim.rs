@@ -181,6 +181,7 @@ impl Container {
             log_path: tmp.path().join("logs/container.log"),
             log_max_size: 1 << 20,
             log_max_files: 2,
+            start: false,
         };
         Container {
             _tmp: tmp,
@@ -191,7 +192,7 @@ impl Container {
     }
 
     fn launch(&mut self) -> Result<u32, EngineError> {
-        let pid = launch(Path::new(SHIM), &self.config)?;
+        let pid = launch(Path::new(SHIM), &self.config)?.shim_pid;
         self.shim_pid = Some(pid);
         Ok(pid)
     }
@@ -303,6 +304,30 @@ impl Drop for Container {
             .output();
         remove_cgroup(&self.cgroup);
     }
+}
+
+#[test]
+fn started_at_launch_when_the_configuration_says_so() {
+    require_root_and_runc!();
+    let mut c = Container::new(&["sh", "-c", "echo hi; echo oops >&2; exit 3"], None);
+    c.config.start = true;
+    let launched = launch(Path::new(SHIM), &c.config).unwrap();
+    c.shim_pid = Some(launched.shim_pid);
+    assert!(launched.init_pid > 0);
+    // Started already (`runc run --detach`): a Start is refused.
+    match c.request(&Request::Start) {
+        Response::Error { code, .. } => {
+            assert!(code == "already_started" || code == "not_running", "{code}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let exit = c.wait();
+    assert_eq!(exit.code, Some(3));
+    let log = c.log();
+    assert!(log.contains(" stdout F hi"), "{log}");
+    assert!(log.contains(" stderr F oops"), "{log}");
+    assert_eq!(read_exit_file(&c.config.exit_file), Some(exit));
+    c.shutdown(false);
 }
 
 #[test]
