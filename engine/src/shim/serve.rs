@@ -213,6 +213,7 @@ fn setup(bundle: &Path) -> Result<(Arc<Shim>, UnixListener), EngineError> {
             },
             exit: None,
             pumps_done: 0,
+            deleting: false,
             runtime_deleted: false,
         }),
         changed: Condvar::new(),
@@ -365,6 +366,8 @@ struct Inner {
     status: ShimStatus,
     exit: Option<ExitStatus>,
     pumps_done: u8,
+    /// The init has exited and the runtime is deleting the container.
+    deleting: bool,
     /// The runtime's container was deleted after the exit (nothing left to delete).
     runtime_deleted: bool,
 }
@@ -424,9 +427,38 @@ impl Shim {
     }
 
     /// Waits for the init's exit, lets the pumps drain, records the exit durably and
-    /// wakes the waiters.
+    /// wakes the waiters. Nothing runs in the container any more once its init is
+    /// gone, so the runtime deletes it (its state and cgroup; one more runtime
+    /// process) meanwhile, on a thread of its own, instead of after the exit is
+    /// recorded or on the shutdown that follows (which waits for it).
     fn monitor(&self) {
         let status = self.reaper.wait_pid(self.init_pid);
+        // Read before the runtime's delete removes the cgroup.
+        let oom_killed = self
+            .oom
+            .as_ref()
+            .and_then(OomCounter::count)
+            .is_some_and(|n| n > 0);
+        self.lock().deleting = true;
+        std::thread::scope(|scope| {
+            let deleter = std::thread::Builder::new()
+                .name("delete".into())
+                .stack_size(STACK)
+                .spawn_scoped(scope, || self.runc.delete(self.id(), false).is_ok());
+            self.record_exit(status, oom_killed);
+            let deleted = match deleter {
+                Ok(thread) => thread.join().unwrap_or(false),
+                Err(_) => self.runc.delete(self.id(), false).is_ok(),
+            };
+            let mut inner = self.lock();
+            inner.deleting = false;
+            inner.runtime_deleted = deleted;
+            self.changed.notify_all();
+        });
+    }
+
+    /// Lets the pumps drain, records the exit durably and wakes the waiters.
+    fn record_exit(&self, status: std::process::ExitStatus, oom_killed: bool) {
         {
             let inner = self.lock();
             let (inner, timeout) = self
@@ -441,11 +473,6 @@ impl Shim {
                 ));
             }
         }
-        let oom_killed = self
-            .oom
-            .as_ref()
-            .and_then(OomCounter::count)
-            .is_some_and(|n| n > 0);
         let exit = ExitStatus {
             code: Some(exit_code(status)),
             signal: status.signal(),
@@ -470,19 +497,17 @@ impl Shim {
             exit.signal,
             exit.oom_killed
         ));
-        {
-            let mut inner = self.lock();
-            inner.status = ShimStatus::Stopped;
-            inner.exit = Some(exit);
-            self.changed.notify_all();
-        }
-        // Nothing runs in the container any more: its runtime state (and cgroup) goes
-        // now, while the daemon records the exit, instead of on the shutdown that
-        // follows (which waits for this, serialised by the operations lock).
-        let _ops = self.ops();
-        if self.runc.delete(self.id(), false).is_ok() {
-            self.lock().runtime_deleted = true;
-        }
+        let mut inner = self.lock();
+        inner.status = ShimStatus::Stopped;
+        inner.exit = Some(exit);
+        self.changed.notify_all();
+    }
+
+    /// Whether the container's init is gone (its exit recorded, or being recorded
+    /// while the runtime deletes the container).
+    fn ended(&self) -> bool {
+        let inner = self.lock();
+        inner.status == ShimStatus::Stopped || inner.deleting
     }
 
     fn connection(&self, mut conn: UnixStream) {
@@ -551,7 +576,7 @@ impl Shim {
 
     fn kill(&self, signal: i32, all: bool) -> Response {
         let _ops = self.ops();
-        if self.status() == ShimStatus::Stopped {
+        if self.ended() {
             return self.not_running();
         }
         match self.runc.kill(self.id(), signal, all) {
@@ -562,6 +587,9 @@ impl Shim {
 
     fn pause(&self, pause: bool) -> Response {
         let _ops = self.ops();
+        if self.ended() {
+            return self.not_running();
+        }
         match self.status() {
             ShimStatus::Stopped => return self.not_running(),
             ShimStatus::Created => {
@@ -694,7 +722,15 @@ impl Shim {
                 ));
             }
         }
-        if !self.lock().runtime_deleted {
+        let deleted = {
+            // The monitor may still be deleting the exited container.
+            let inner = self.lock();
+            self.changed
+                .wait_while(inner, |i| i.deleting)
+                .unwrap_or_else(PoisonError::into_inner)
+                .runtime_deleted
+        };
+        if !deleted {
             if let Err(e) = self.runc.delete(self.id(), true) {
                 if !matches!(self.runc.state(self.id()), Ok(None)) {
                     return (runtime_error(&e), false);
