@@ -64,8 +64,9 @@ fn diag(msg: std::fmt::Arguments<'_>) {
 
 /// `berth-shim serve <bundle>`: becomes a session leader and child subreaper, binds the
 /// control socket, creates the container (`runc create`; `runc run --detach` when
-/// [`ShimConfig::start`] asks for it started) with its output piped into the log, reports readiness on stdout (one JSON line; then stdout is `/dev/null`) and
-/// serves until a [`Request::Shutdown`] ends the process. Returns only when it could
+/// [`ShimConfig::start`] asks for it started) with its output piped into the log,
+/// reports readiness on stdout (one JSON line; then stdout is `/dev/null`) and serves
+/// until a [`Request::Shutdown`] ends the process. Returns only when it could
 /// not start; it has then cleaned up (no runtime state, no socket).
 pub fn serve(bundle: &Path) -> Result<(), EngineError> {
     // Fails only if we already lead a process group: then we are detached enough.
@@ -189,7 +190,7 @@ fn setup(bundle: &Path) -> Result<(Arc<Shim>, UnixListener), EngineError> {
             return Err(e);
         }
     };
-    let oom = OomCounter::of_pid(init_pid);
+    let oom = OomCounter::of_pid(init_pid).or_else(|| OomCounter::of_spec(&config.bundle));
     match &oom {
         Some(c) => diag(format_args!("OOM kills counted in {}", c.file().display())),
         None => diag(format_args!(

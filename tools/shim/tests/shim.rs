@@ -582,6 +582,26 @@ fn oom_detectable() -> Result<(), String> {
 }
 
 #[test]
+fn an_oom_kill_is_reported_when_started_at_launch() {
+    require_root_and_runc!();
+    if let Err(why) = oom_detectable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    // Killed at once: the init may be gone before the shim reads its cgroup.
+    let mut c = Container::new(
+        &["sh", "-c", "x=a; while true; do x=\"$x$x\"; done"],
+        Some(16 << 20),
+    );
+    c.config.start = true;
+    c.shim_pid = Some(launch(Path::new(SHIM), &c.config).unwrap().shim_pid);
+    let exit = c.wait();
+    assert_eq!((exit.code, exit.signal), (Some(137), Some(9)), "{exit:?}");
+    assert!(exit.oom_killed, "{exit:?}");
+    c.shutdown(false);
+}
+
+#[test]
 fn an_oom_kill_is_reported() {
     require_root_and_runc!();
     if let Err(why) = oom_detectable() {
