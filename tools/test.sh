@@ -9,3 +9,7 @@ if cargo fmt --version >/dev/null 2>&1; then
 fi
 cargo build --workspace --bins
 cargo test --workspace
+# The shim as installed (tools/build-shim.sh: size profile, static link) must build and
+# run containers too: put it next to the debug berthd and run the container tests again.
+tools/build-shim.sh debug
+cargo test -p berth-tests --test it containers

@@ -187,11 +187,15 @@ pub(crate) fn shim_config(
         log_path: env.log_path(id),
         log_max_size: env.log_max_size,
         log_max_files: env.log_max_files,
+        // The daemon starts the container as soon as it is created: one runtime
+        // process (`runc run --detach`) instead of `create`, then `start`.
+        start: true,
     }
 }
 
-/// Launches the shim (which creates the container) after making sure the rootfs is
-/// mounted and no stale exit record is left. Returns the shim's pid.
+/// Launches the shim (which creates and starts the container) after making sure the
+/// rootfs is mounted and no stale exit record is left. Returns the shim's and the
+/// container init's pids.
 pub(crate) fn launch(
     env: &ContainerEnv,
     stores: &crate::storage::Stores,
@@ -199,7 +203,7 @@ pub(crate) fn launch(
     runtime: &Path,
     mounts: &[Mount],
     net: &super::net::SpecNet,
-) -> Result<u32, EngineError> {
+) -> Result<berth_engine::shim::Launched, EngineError> {
     let id = &container.id;
     if env.bundle(id).join(oci::CONFIG_FILE).exists() {
         ensure_rootfs(env, id, mounts)?;

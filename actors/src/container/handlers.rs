@@ -119,8 +119,8 @@ impl ContainerActor {
         );
     }
 
-    /// Starts (or restarts) the container: intent, shim launch (`runc create`), `runc
-    /// start`, outcome; then watches it.
+    /// Starts (or restarts) the container: intent, shim launch (which creates and
+    /// starts it: `runc run --detach`), outcome; then watches it.
     pub(crate) fn start_flow(&mut self) -> ResponseActFuture<Self, Reply> {
         let prep = self
             .decide(Command::StartContainer {
@@ -154,23 +154,16 @@ impl ContainerActor {
                     Some(CONTROL_TIMEOUT),
                 )
                 .await;
+                // The network first; then the shim creates and starts the container
+                // (`runc run --detach`) before it reports.
                 let started = async {
                     super::net::up(&writer, &env, &container).await?;
-                    let shim_pid = {
-                        let (env, stores) = (env.clone(), stores.clone());
-                        blocking(move || {
-                            fs::launch(&env, &stores, &container, &runtime, &mounts, &net)
-                        })
-                        .await?
-                    };
-                    let call = |req| shim::call(socket.clone(), req, Some(CONTROL_TIMEOUT));
-                    expect_ok(call(Request::Start).await.map_err(CallError::into_engine)?)?;
-                    match call(Request::State).await.map_err(CallError::into_engine)? {
-                        Response::State(s) => Ok((s.pid, shim_pid)),
-                        other => Err(EngineError::Internal(format!(
-                            "unexpected shim answer {other:?}"
-                        ))),
-                    }
+                    let (env, stores) = (env.clone(), stores.clone());
+                    blocking(move || {
+                        fs::launch(&env, &stores, &container, &runtime, &mounts, &net)
+                    })
+                    .await
+                    .map(|l| (l.init_pid, l.shim_pid))
                 }
                 .await;
                 match started {

@@ -108,6 +108,21 @@ pub trait Runtime: Send + Sync {
     /// Starts the created container's process.
     fn start(&self, id: &str) -> Result<(), EngineError>;
 
+    /// Creates container `id` from `bundle` and starts its process at once, as
+    /// [`create`](Runtime::create) then [`start`](Runtime::start) do, but in one step
+    /// where the runtime can (`runc run --detach`: one process instead of two). Returns
+    /// once the process is started; the init's pid is in `pid_file`.
+    fn run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        io: ProcessIo,
+    ) -> Result<(), EngineError> {
+        self.create(id, bundle, pid_file, io)?;
+        self.start(id)
+    }
+
     /// Sends `signal` to the container's init, or to every process in it when `all`.
     fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), EngineError>;
 

@@ -131,7 +131,7 @@ impl Runc {
 
     /// Runs a verb whose stdout is captured (and returned) and whose stderr goes to
     /// the log; fails with the runtime's message unless it exits 0.
-    fn run(&self, verb: &str, id: &str, args: &[&OsStr]) -> Result<Vec<u8>, EngineError> {
+    fn run_verb(&self, verb: &str, id: &str, args: &[&OsStr]) -> Result<Vec<u8>, EngineError> {
         let log = RunLog::create(&self.log_dir)?;
         let mut cmd = self.command(&log)?;
         cmd.arg(verb)
@@ -153,6 +153,41 @@ impl Runc {
             )));
         }
         Ok(out)
+    }
+
+    /// `create` or `run --detach`: the container's stdout and stderr are `io`, the
+    /// init's pid goes to `pid_file`.
+    fn launch(
+        &self,
+        verb: &str,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        io: ProcessIo,
+    ) -> Result<(), EngineError> {
+        let log = RunLog::create(&self.log_dir)?;
+        let mut cmd = self.command(&log)?;
+        cmd.arg(verb);
+        if verb == "run" {
+            cmd.arg("--detach");
+        }
+        cmd.arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(pid_file)
+            .arg(id)
+            .stdout(Stdio::from(io.stdout))
+            .stderr(Stdio::from(io.stderr));
+        let child = self.spawn(verb, &mut cmd)?;
+        // The command holds our copies of the container's stdout/stderr: close them
+        // now, so the readers see EOF when the container's side closes.
+        drop(cmd);
+        let status = self.wait(verb, child)?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(self.failure(verb, id, &log, status))
+        }
     }
 
     fn name(&self) -> String {
@@ -185,7 +220,7 @@ pub(super) fn classify(name: &str, verb: &str, id: &str, msg: &str) -> EngineErr
         || lower.contains("cannot ")
     {
         EngineError::FailedPrecondition(text)
-    } else if matches!(verb, "create" | "exec")
+    } else if matches!(verb, "create" | "run" | "exec")
         && (lower.contains("executable file not found")
             || lower.contains("no such file or directory")
             || lower.contains("permission denied"))
@@ -212,30 +247,21 @@ impl Runtime for Runc {
         pid_file: &Path,
         io: ProcessIo,
     ) -> Result<(), EngineError> {
-        let log = RunLog::create(&self.log_dir)?;
-        let mut cmd = self.command(&log)?;
-        cmd.arg("create")
-            .arg("--bundle")
-            .arg(bundle)
-            .arg("--pid-file")
-            .arg(pid_file)
-            .arg(id)
-            .stdout(Stdio::from(io.stdout))
-            .stderr(Stdio::from(io.stderr));
-        let child = self.spawn("create", &mut cmd)?;
-        // The command holds our copies of the container's stdout/stderr: close them
-        // now, so the readers see EOF when the container's side closes.
-        drop(cmd);
-        let status = self.wait("create", child)?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(self.failure("create", id, &log, status))
-        }
+        self.launch("create", id, bundle, pid_file, io)
     }
 
     fn start(&self, id: &str) -> Result<(), EngineError> {
-        self.run("start", id, &[id.as_ref()]).map(drop)
+        self.run_verb("start", id, &[id.as_ref()]).map(drop)
+    }
+
+    fn run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        io: ProcessIo,
+    ) -> Result<(), EngineError> {
+        self.launch("run", id, bundle, pid_file, io)
     }
 
     fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), EngineError> {
@@ -246,28 +272,28 @@ impl Runtime for Runc {
         }
         args.push(id.as_ref());
         args.push(sig.as_ref());
-        self.run("kill", id, &args).map(drop)
+        self.run_verb("kill", id, &args).map(drop)
     }
 
     fn pause(&self, id: &str) -> Result<(), EngineError> {
-        self.run("pause", id, &[id.as_ref()]).map(drop)
+        self.run_verb("pause", id, &[id.as_ref()]).map(drop)
     }
 
     fn resume(&self, id: &str) -> Result<(), EngineError> {
-        self.run("resume", id, &[id.as_ref()]).map(drop)
+        self.run_verb("resume", id, &[id.as_ref()]).map(drop)
     }
 
     fn delete(&self, id: &str, force: bool) -> Result<(), EngineError> {
         if force {
-            self.run("delete", id, &["--force".as_ref(), id.as_ref()])
+            self.run_verb("delete", id, &["--force".as_ref(), id.as_ref()])
         } else {
-            self.run("delete", id, &[id.as_ref()])
+            self.run_verb("delete", id, &[id.as_ref()])
         }
         .map(drop)
     }
 
     fn state(&self, id: &str) -> Result<Option<RuntimeState>, EngineError> {
-        match self.run("state", id, &[id.as_ref()]) {
+        match self.run_verb("state", id, &[id.as_ref()]) {
             Ok(out) => {
                 let raw: RawState = serde_json::from_slice(&out).map_err(|e| {
                     EngineError::Internal(format!("{} state {id}: bad output: {e}", self.name()))
@@ -285,7 +311,7 @@ impl Runtime for Runc {
         if !self.root.exists() {
             return Ok(Vec::new());
         }
-        let out = self.run("list", "", &["--format".as_ref(), "json".as_ref()])?;
+        let out = self.run_verb("list", "", &["--format".as_ref(), "json".as_ref()])?;
         let raw: Option<Vec<RawState>> = serde_json::from_slice(&out)
             .map_err(|e| EngineError::Internal(format!("{} list: bad output: {e}", self.name())))?;
         Ok(raw

@@ -23,6 +23,36 @@ impl OomCounter {
             .find(|c| c.file.is_file())
     }
 
+    /// The counter of the cgroup the bundle's spec puts the container in (an absolute
+    /// `linux.cgroupsPath`), for when its init is gone already and its
+    /// `/proc/<pid>/cgroup` with it: a container started at launch (`runc run`) may
+    /// have exited before the shim looks. The cgroup stays until the runtime deletes
+    /// the container.
+    pub(crate) fn of_spec(bundle: &Path) -> Option<OomCounter> {
+        #[derive(serde::Deserialize)]
+        struct OnlyLinux {
+            linux: Option<OnlyCgroupsPath>,
+        }
+        #[derive(serde::Deserialize)]
+        struct OnlyCgroupsPath {
+            #[serde(rename = "cgroupsPath")]
+            cgroups_path: Option<String>,
+        }
+        let bytes = fs::read(bundle.join(crate::oci::CONFIG_FILE)).ok()?;
+        let spec: OnlyLinux = serde_json::from_slice(&bytes).ok()?;
+        let path = spec.linux?.cgroups_path?;
+        // Relative paths are runc's own cgroup's children; `a:b:c` is systemd's form.
+        if !path.starts_with('/') || path.contains(':') {
+            return None;
+        }
+        // As /proc/<pid>/cgroup would list it: the v1 memory controller, and v2.
+        let cgroups = format!("0:memory:{path}\n0::{path}\n");
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        locate(&cgroups, &mountinfo)
+            .into_iter()
+            .find(|c| c.file.is_file())
+    }
+
     /// The number of OOM kills in the cgroup so far; `None` if it cannot be read.
     pub(crate) fn count(&self) -> Option<u64> {
         let text = fs::read_to_string(&self.file).ok()?;

@@ -7,7 +7,8 @@
 //! - [`ShimConfig`]: what `berthd` tells a shim (written to `<bundle>/shim.json`).
 //! - [`launch`] (daemon side): writes the configuration and runs `berth-shim start`,
 //!   which spawns `berth-shim serve` in its own session and returns once the socket is
-//!   bound and the container created; the shim is re-parented away from the daemon.
+//!   bound and the container created (or, with [`ShimConfig::start`], started); the
+//!   shim is re-parented away from the daemon.
 //! - [`start`] and [`serve`]: the two commands of the `berth-shim` binary.
 //! - [`ShimClient`]: one request per connection, with a timeout; tells a shim that is
 //!   gone ([`ShimError::Gone`]) from other failures. [`read_exit_file`] reads the exit a
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use client::{read_exit_file, ShimClient, ShimError};
-pub use launch::{launch, start, START_TIMEOUT};
+pub use launch::{launch, start, Launched, START_TIMEOUT};
 pub use serve::serve;
 
 use crate::EngineError;
@@ -66,6 +67,11 @@ pub struct ShimConfig {
     pub log_max_size: u64,
     /// Rotated files kept (`container.log.1` …).
     pub log_max_files: u32,
+    /// Start the container's process at once (`runc run --detach`, one runtime process)
+    /// instead of leaving it created until a [`proto::Request::Start`] (`runc create`,
+    /// then `runc start`). Absent in older configurations: `false`.
+    #[serde(default)]
+    pub start: bool,
 }
 
 impl ShimConfig {

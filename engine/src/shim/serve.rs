@@ -63,9 +63,10 @@ fn diag(msg: std::fmt::Arguments<'_>) {
 }
 
 /// `berth-shim serve <bundle>`: becomes a session leader and child subreaper, binds the
-/// control socket, creates the container (`runc create`) with its output piped into
-/// the log, reports readiness on stdout (one JSON line; then stdout is `/dev/null`) and
-/// serves until a [`Request::Shutdown`] ends the process. Returns only when it could
+/// control socket, creates the container (`runc create`; `runc run --detach` when
+/// [`ShimConfig::start`] asks for it started) with its output piped into the log,
+/// reports readiness on stdout (one JSON line; then stdout is `/dev/null`) and serves
+/// until a [`Request::Shutdown`] ends the process. Returns only when it could
 /// not start; it has then cleaned up (no runtime state, no socket).
 pub fn serve(bundle: &Path) -> Result<(), EngineError> {
     // Fails only if we already lead a process group: then we are detached enough.
@@ -172,7 +173,12 @@ fn setup(bundle: &Path) -> Result<(Arc<Shim>, UnixListener), EngineError> {
         stdout: out_w,
         stderr: err_w,
     };
-    if let Err(e) = runc.create(&config.id, &config.bundle, &pid_file, io) {
+    let launched = if config.start {
+        runc.run(&config.id, &config.bundle, &pid_file, io)
+    } else {
+        runc.create(&config.id, &config.bundle, &pid_file, io)
+    };
+    if let Err(e) = launched {
         // runc may leave a half-created container behind.
         let _ = runc.delete(&config.id, true);
         return Err(e);
@@ -184,13 +190,14 @@ fn setup(bundle: &Path) -> Result<(Arc<Shim>, UnixListener), EngineError> {
             return Err(e);
         }
     };
-    let oom = OomCounter::of_pid(init_pid);
+    let oom = OomCounter::of_pid(init_pid).or_else(|| OomCounter::of_spec(&config.bundle));
     match &oom {
         Some(c) => diag(format_args!("OOM kills counted in {}", c.file().display())),
         None => diag(format_args!(
             "no memory cgroup found for pid {init_pid}: OOM kills will not be reported"
         )),
     }
+    let started = config.start;
     let shim = Arc::new(Shim {
         config,
         runc,
@@ -200,9 +207,14 @@ fn setup(bundle: &Path) -> Result<(Arc<Shim>, UnixListener), EngineError> {
         oom,
         exec_spec: OnceLock::new(),
         state: Mutex::new(Inner {
-            status: ShimStatus::Created,
+            status: if started {
+                ShimStatus::Running
+            } else {
+                ShimStatus::Created
+            },
             exit: None,
             pumps_done: 0,
+            deleting: false,
             runtime_deleted: false,
         }),
         changed: Condvar::new(),
@@ -355,6 +367,8 @@ struct Inner {
     status: ShimStatus,
     exit: Option<ExitStatus>,
     pumps_done: u8,
+    /// The init has exited and the runtime is deleting the container.
+    deleting: bool,
     /// The runtime's container was deleted after the exit (nothing left to delete).
     runtime_deleted: bool,
 }
@@ -414,9 +428,38 @@ impl Shim {
     }
 
     /// Waits for the init's exit, lets the pumps drain, records the exit durably and
-    /// wakes the waiters.
+    /// wakes the waiters. Nothing runs in the container any more once its init is
+    /// gone, so the runtime deletes it (its state and cgroup; one more runtime
+    /// process) meanwhile, on a thread of its own, instead of after the exit is
+    /// recorded or on the shutdown that follows (which waits for it).
     fn monitor(&self) {
         let status = self.reaper.wait_pid(self.init_pid);
+        // Read before the runtime's delete removes the cgroup.
+        let oom_killed = self
+            .oom
+            .as_ref()
+            .and_then(OomCounter::count)
+            .is_some_and(|n| n > 0);
+        self.lock().deleting = true;
+        std::thread::scope(|scope| {
+            let deleter = std::thread::Builder::new()
+                .name("delete".into())
+                .stack_size(STACK)
+                .spawn_scoped(scope, || self.runc.delete(self.id(), false).is_ok());
+            self.record_exit(status, oom_killed);
+            let deleted = match deleter {
+                Ok(thread) => thread.join().unwrap_or(false),
+                Err(_) => self.runc.delete(self.id(), false).is_ok(),
+            };
+            let mut inner = self.lock();
+            inner.deleting = false;
+            inner.runtime_deleted = deleted;
+            self.changed.notify_all();
+        });
+    }
+
+    /// Lets the pumps drain, records the exit durably and wakes the waiters.
+    fn record_exit(&self, status: std::process::ExitStatus, oom_killed: bool) {
         {
             let inner = self.lock();
             let (inner, timeout) = self
@@ -431,11 +474,6 @@ impl Shim {
                 ));
             }
         }
-        let oom_killed = self
-            .oom
-            .as_ref()
-            .and_then(OomCounter::count)
-            .is_some_and(|n| n > 0);
         let exit = ExitStatus {
             code: Some(exit_code(status)),
             signal: status.signal(),
@@ -460,19 +498,17 @@ impl Shim {
             exit.signal,
             exit.oom_killed
         ));
-        {
-            let mut inner = self.lock();
-            inner.status = ShimStatus::Stopped;
-            inner.exit = Some(exit);
-            self.changed.notify_all();
-        }
-        // Nothing runs in the container any more: its runtime state (and cgroup) goes
-        // now, while the daemon records the exit, instead of on the shutdown that
-        // follows (which waits for this, serialised by the operations lock).
-        let _ops = self.ops();
-        if self.runc.delete(self.id(), false).is_ok() {
-            self.lock().runtime_deleted = true;
-        }
+        let mut inner = self.lock();
+        inner.status = ShimStatus::Stopped;
+        inner.exit = Some(exit);
+        self.changed.notify_all();
+    }
+
+    /// Whether the container's init is gone (its exit recorded, or being recorded
+    /// while the runtime deletes the container).
+    fn ended(&self) -> bool {
+        let inner = self.lock();
+        inner.status == ShimStatus::Stopped || inner.deleting
     }
 
     fn connection(&self, mut conn: UnixStream) {
@@ -541,7 +577,7 @@ impl Shim {
 
     fn kill(&self, signal: i32, all: bool) -> Response {
         let _ops = self.ops();
-        if self.status() == ShimStatus::Stopped {
+        if self.ended() {
             return self.not_running();
         }
         match self.runc.kill(self.id(), signal, all) {
@@ -552,6 +588,9 @@ impl Shim {
 
     fn pause(&self, pause: bool) -> Response {
         let _ops = self.ops();
+        if self.ended() {
+            return self.not_running();
+        }
         match self.status() {
             ShimStatus::Stopped => return self.not_running(),
             ShimStatus::Created => {
@@ -684,7 +723,15 @@ impl Shim {
                 ));
             }
         }
-        if !self.lock().runtime_deleted {
+        let deleted = {
+            // The monitor may still be deleting the exited container.
+            let inner = self.lock();
+            self.changed
+                .wait_while(inner, |i| i.deleting)
+                .unwrap_or_else(PoisonError::into_inner)
+                .runtime_deleted
+        };
+        if !deleted {
             if let Err(e) = self.runc.delete(self.id(), true) {
                 if !matches!(self.runc.state(self.id()), Ok(None)) {
                     return (runtime_error(&e), false);

@@ -26,6 +26,7 @@ fn config(bundle: &Path) -> ShimConfig {
         log_path: bundle.join("container.log"),
         log_max_size: 1 << 20,
         log_max_files: 2,
+        start: false,
     }
 }
 
@@ -46,6 +47,21 @@ fn configuration_saves_and_loads() {
     std::fs::write(dir.path().join("shim.json"), b"{").unwrap();
     let bad = ShimConfig::load(dir.path()).unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::InvalidArgument, "{bad}");
+}
+
+#[test]
+fn a_configuration_without_start_leaves_the_container_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.start = true;
+    c.save().unwrap();
+    assert!(ShimConfig::load(dir.path()).unwrap().start);
+    // Written by an older berthd: no `start`.
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("shim.json")).unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("start");
+    std::fs::write(dir.path().join("shim.json"), json.to_string()).unwrap();
+    assert!(!ShimConfig::load(dir.path()).unwrap().start);
 }
 
 #[test]

@@ -184,6 +184,7 @@ impl Container {
             log_path: tmp.path().join("logs/container.log"),
             log_max_size: 1 << 20,
             log_max_files: 2,
+            start: false,
         };
         Container {
             _tmp: tmp,
@@ -194,7 +195,7 @@ impl Container {
     }
 
     fn launch(&mut self) -> Result<u32, EngineError> {
-        let pid = launch(Path::new(SHIM), &self.config)?;
+        let pid = launch(Path::new(SHIM), &self.config)?.shim_pid;
         self.shim_pid = Some(pid);
         Ok(pid)
     }
@@ -306,6 +307,30 @@ impl Drop for Container {
             .output();
         remove_cgroup(&self.cgroup);
     }
+}
+
+#[test]
+fn started_at_launch_when_the_configuration_says_so() {
+    require_root_and_runc!();
+    let mut c = Container::new(&["sh", "-c", "echo hi; echo oops >&2; exit 3"], None);
+    c.config.start = true;
+    let launched = launch(Path::new(SHIM), &c.config).unwrap();
+    c.shim_pid = Some(launched.shim_pid);
+    assert!(launched.init_pid > 0);
+    // Started already (`runc run --detach`): a Start is refused.
+    match c.request(&Request::Start) {
+        Response::Error { code, .. } => {
+            assert!(code == "already_started" || code == "not_running", "{code}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let exit = c.wait();
+    assert_eq!(exit.code, Some(3));
+    let log = c.log();
+    assert!(log.contains(" stdout F hi"), "{log}");
+    assert!(log.contains(" stderr F oops"), "{log}");
+    assert_eq!(read_exit_file(&c.config.exit_file), Some(exit));
+    c.shutdown(false);
 }
 
 #[test]
@@ -557,6 +582,26 @@ fn oom_detectable() -> Result<(), String> {
         }
     }
     Err("no memory cgroup controller is available".into())
+}
+
+#[test]
+fn an_oom_kill_is_reported_when_started_at_launch() {
+    require_root_and_runc!();
+    if let Err(why) = oom_detectable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    // Killed at once: the init may be gone before the shim reads its cgroup.
+    let mut c = Container::new(
+        &["sh", "-c", "x=a; while true; do x=\"$x$x\"; done"],
+        Some(16 << 20),
+    );
+    c.config.start = true;
+    c.shim_pid = Some(launch(Path::new(SHIM), &c.config).unwrap().shim_pid);
+    let exit = c.wait();
+    assert_eq!((exit.code, exit.signal), (Some(137), Some(9)), "{exit:?}");
+    assert!(exit.oom_killed, "{exit:?}");
+    c.shutdown(false);
 }
 
 #[test]
