@@ -16,6 +16,7 @@ PACKAGES=(
     containernetworking-plugins # CNI plugins (bridge, host-local, loopback, portmap) in /usr/lib/cni
     iptables        # the bridge (ipMasq) and portmap plugins program nat rules with it
     iproute2        # ip: berth repairs a bridge's address with it; the network tests use it
+    libc6-dev       # glibc's static libc.a: tools/build-shim.sh links the shim statically
     containerd      # benchmarks only: berth-bench pull compares against containerd's ctr images pull
 )
 
