@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::codec::{self, key, seq_of};
-use crate::record::{Checkpoint, Draft, Record};
+use crate::record::{Checkpoint, Draft, Record, RecordRef};
 use crate::subscribe::{LiveTx, Subscription};
 use crate::{JournalError, Result};
 
@@ -151,9 +151,10 @@ pub trait Replay {
     /// replayer's state now reflects: the checkpoint's if it used it, 0 to be given
     /// every record from the start.
     fn checkpoint(&mut self, checkpoint: Option<&Checkpoint>) -> u64;
-    /// Given each verified record after that, in order. An error aborts the open (the
+    /// Given each verified record after that, in order, borrowed from the stored bytes
+    /// (copy what is kept: [`RecordRef::to_record`]). An error aborts the open (the
     /// record is intact but the replayer cannot use it).
-    fn record(&mut self, record: Record) -> std::result::Result<(), String>;
+    fn record(&mut self, record: RecordRef<'_>) -> std::result::Result<(), String>;
 }
 
 /// A [`Replay`] that takes the checkpoint and ignores the records.
@@ -163,7 +164,7 @@ impl Replay for VerifyOnly {
     fn checkpoint(&mut self, checkpoint: Option<&Checkpoint>) -> u64 {
         checkpoint.map_or(0, |c| c.seq)
     }
-    fn record(&mut self, _record: Record) -> std::result::Result<(), String> {
+    fn record(&mut self, _record: RecordRef<'_>) -> std::result::Result<(), String> {
         Ok(())
     }
 }
@@ -371,7 +372,7 @@ impl Journal {
                     }
                 }
                 while let Some((seq, body)) = frame.next_entry(&v) {
-                    match body.and_then(|b| decode_record(seq, b)) {
+                    match body.and_then(|b| decode_record_ref(seq, b)) {
                         Ok(record) => replay
                             .record(record)
                             .map_err(|reason| JournalError::Replay { seq, reason })?,
@@ -782,7 +783,7 @@ impl Journal {
                         });
                     }
                 }
-                if let Err(reason) = body.and_then(|b| decode_record(seq, b)) {
+                if let Err(reason) = body.and_then(|b| decode_record_ref(seq, b).map(|_| ())) {
                     let unread = frame.last - seq;
                     report.problems.push(Problem {
                         seq,
@@ -950,6 +951,18 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// sled reports a held directory lock as an `Other` IO error "could not acquire lock".
 fn is_lock_error(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
+/// Decodes a record without copying it out of `body`, checking that it carries the
+/// sequence number it is stored under.
+fn decode_record_ref(seq: u64, body: &[u8]) -> std::result::Result<RecordRef<'_>, String> {
+    let r: RecordRef<'_> =
+        rmp_serde::from_slice(body).map_err(|e| format!("undecodable body: {e}"))?;
+    if r.seq == seq {
+        Ok(r)
+    } else {
+        Err(format!("record says seq {} under key {seq}", r.seq))
+    }
 }
 
 /// Checks that a decoded record carries the sequence number it is stored under.

@@ -31,7 +31,7 @@ pub use journal::{
     CheckpointInfo, Cut, Journal, JournalStats, OpenOptions, OpenReport, Problem, Replay,
     VerifyReport,
 };
-pub use record::{Checkpoint, Draft, Record, StreamRef};
+pub use record::{Checkpoint, Draft, Record, RecordRef, StreamRef, StreamRefRef};
 pub use subscribe::{SubEvent, Subscription};
 
 /// Result alias of this crate.
