@@ -55,7 +55,8 @@ pub struct Cut {
     pub at_seq: u64,
     /// Why that record was bad.
     pub reason: String,
-    /// How many records were moved to quarantine.
+    /// How many records were moved to quarantine (a frame too damaged for its records
+    /// to be located is moved whole and counts as one).
     pub quarantined: u64,
 }
 
