@@ -78,9 +78,6 @@ type Group = Vec<(Vec<Event>, oneshot::Sender<Result<Committed, EngineError>>)>;
 enum Request {
     Append {
         events: Vec<Event>,
-        /// The events' journal drafts, built (payloads encoded) by the requester's
-        /// thread, so the writer thread only stamps, frames and commits them.
-        drafts: Vec<Draft>,
         reply: oneshot::Sender<Result<Committed, EngineError>>,
     },
     Checkpoint {
@@ -153,15 +150,8 @@ impl WriterHandle {
         events: Vec<Event>,
     ) -> Result<oneshot::Receiver<Result<Committed, EngineError>>, EngineError> {
         let (reply, rx) = oneshot::channel();
-        // `at` is stamped by the writer when it commits the group.
-        let at = Utc::now();
-        let drafts = events.iter().map(|e| draft(e, at)).collect();
         self.tx
-            .send(Request::Append {
-                events,
-                drafts,
-                reply,
-            })
+            .send(Request::Append { events, reply })
             .map_err(|_| gone())?;
         Ok(rx)
     }
@@ -240,19 +230,13 @@ fn writer_loop(
             },
         };
         let mut group: Group = Vec::new();
-        let mut drafts: Vec<Draft> = Vec::new();
         let mut count = 0usize;
         let mut next = Some(first);
         while let Some(req) = next.take() {
             match req {
-                Request::Append {
-                    events,
-                    drafts: mine,
-                    reply,
-                } => {
+                Request::Append { events, reply } => {
                     count += events.len();
                     group.push((events, reply));
-                    drafts.extend(mine);
                 }
                 Request::Checkpoint { reply } => {
                     // A checkpoint reflects everything appended before it was asked:
@@ -282,7 +266,7 @@ fn writer_loop(
             }
             continue;
         }
-        commit_group(&journal, &state, group, drafts, &failed, &config);
+        commit_group(&journal, &state, group, &failed, &config);
         if config.checkpoint_every > 0 {
             let seq = state.read().seq;
             if seq >= last_checkpoint + config.checkpoint_every {
@@ -297,32 +281,29 @@ fn writer_loop(
     tracing::debug!("journal writer stopped");
 }
 
-/// The journal draft of an event (its payload encoded), stamped `at`.
-fn draft(e: &Event, at: chrono::DateTime<Utc>) -> Draft {
-    let (kind, id) = e.stream();
-    Draft {
-        at,
-        namespace: e.namespace().to_string(),
-        stream: StreamRef::new(kind.as_str(), id),
-        topic: e.topic().to_string(),
-        schema: e.schema(),
-        payload: e.encode_payload(),
-    }
-}
-
 fn commit_group(
     journal: &Journal,
     state: &SharedState,
     group: Group,
-    mut drafts: Vec<Draft>,
     failed: &AtomicBool,
     config: &WriterConfig,
 ) {
-    // Every record of one group commit carries the same time: the commit's.
     let at = Utc::now();
-    for d in &mut drafts {
-        d.at = at;
-    }
+    let drafts: Vec<Draft> = group
+        .iter()
+        .flat_map(|(events, _)| events.iter())
+        .map(|e| {
+            let (kind, id) = e.stream();
+            Draft {
+                at,
+                namespace: e.namespace().to_string(),
+                stream: StreamRef::new(kind.as_str(), id),
+                topic: e.topic().to_string(),
+                schema: e.schema(),
+                payload: e.encode_payload(),
+            }
+        })
+        .collect();
     let result = journal.append_batch_then(drafts, |records| {
         let mut s = state.write();
         let events = group.iter().flat_map(|(events, _)| events.iter());
