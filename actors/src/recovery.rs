@@ -65,6 +65,55 @@ pub struct Recovered {
 /// Records handed to the apply thread at a time.
 const REPLAY_BATCH: usize = 512;
 
+/// A batch of records for the apply thread: what replay needs of each (its seq, time,
+/// schema, topic and payload), with the bytes of all of them in one buffer, so the
+/// journal's thread copies them out of the frames it reads without an allocation per
+/// record.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    items: Vec<BatchItem>,
+}
+
+struct BatchItem {
+    seq: u64,
+    at: chrono::DateTime<chrono::Utc>,
+    schema: u16,
+    topic: std::ops::Range<usize>,
+    payload: std::ops::Range<usize>,
+}
+
+impl Batch {
+    fn with_capacity(records: usize) -> Batch {
+        Batch {
+            bytes: Vec::with_capacity(records * 128),
+            items: Vec::with_capacity(records),
+        }
+    }
+
+    fn push(&mut self, r: &berth_journal::RecordRef<'_>) {
+        let t = self.bytes.len();
+        self.bytes.extend_from_slice(r.topic.as_bytes());
+        let p = self.bytes.len();
+        self.bytes.extend_from_slice(r.payload);
+        self.items.push(BatchItem {
+            seq: r.seq,
+            at: r.at,
+            schema: r.schema,
+            topic: t..p,
+            payload: p..self.bytes.len(),
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
 type ApplyResult = Result<(State, u64), (u64, String)>;
 
 /// Replays while the journal verifies: the journal's thread reads, checks and decodes
@@ -75,9 +124,9 @@ struct Replayer {
     state: Option<State>,
     checkpoint_seq: Option<u64>,
     checkpoint_rejected: Option<String>,
-    batch: Vec<berth_journal::Record>,
+    batch: Batch,
     worker: Option<(
-        std::sync::mpsc::SyncSender<Vec<berth_journal::Record>>,
+        std::sync::mpsc::SyncSender<Batch>,
         std::thread::JoinHandle<ApplyResult>,
     )>,
     failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -85,20 +134,32 @@ struct Replayer {
 
 fn apply_loop(
     mut state: State,
-    rx: std::sync::mpsc::Receiver<Vec<berth_journal::Record>>,
+    rx: std::sync::mpsc::Receiver<Batch>,
     failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> ApplyResult {
     let mut replayed = 0u64;
     while let Ok(batch) = rx.recv() {
-        for record in batch {
-            match Event::decode(&record.topic, record.schema, &record.payload, record.at) {
+        for item in &batch.items {
+            // (The topic was a `&str` when it was copied in.)
+            let decoded = std::str::from_utf8(&batch.bytes[item.topic.clone()])
+                .map_err(|e| e.to_string())
+                .and_then(|topic| {
+                    Event::decode(
+                        topic,
+                        item.schema,
+                        &batch.bytes[item.payload.clone()],
+                        item.at,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            match decoded {
                 Ok(event) => {
-                    state.apply_at(record.seq, &event);
+                    state.apply_at(item.seq, &event);
                     replayed += 1;
                 }
                 Err(e) => {
                     failed.store(true, std::sync::atomic::Ordering::Release);
-                    return Err((record.seq, e.to_string()));
+                    return Err((item.seq, e));
                 }
             }
         }
@@ -121,7 +182,7 @@ impl Replayer {
                 .map_err(|e| format!("cannot start the replay thread: {e}"))?;
             self.worker = Some((tx, handle));
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(REPLAY_BATCH));
+        let batch = std::mem::replace(&mut self.batch, Batch::with_capacity(REPLAY_BATCH));
         if let Some((tx, _)) = &self.worker {
             // A closed channel means the apply thread stopped on an error; `finish`
             // reports it.
@@ -177,11 +238,11 @@ impl berth_journal::Replay for Replayer {
         }
     }
 
-    fn record(&mut self, record: berth_journal::Record) -> Result<(), String> {
+    fn record(&mut self, record: berth_journal::RecordRef<'_>) -> Result<(), String> {
         if self.failed.load(std::sync::atomic::Ordering::Acquire) {
             return Err("an earlier record could not be replayed".into());
         }
-        self.batch.push(record);
+        self.batch.push(&record);
         if self.batch.len() >= REPLAY_BATCH {
             self.send_batch()?;
         }
@@ -201,7 +262,7 @@ pub fn open_and_recover(
         state: Some(State::new()),
         checkpoint_seq: None,
         checkpoint_rejected: None,
-        batch: Vec::with_capacity(REPLAY_BATCH),
+        batch: Batch::with_capacity(REPLAY_BATCH),
         worker: None,
         failed: Default::default(),
     };

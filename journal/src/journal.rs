@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::codec::{self, key, seq_of};
-use crate::record::{Checkpoint, Draft, Record};
+use crate::record::{Checkpoint, Draft, Record, RecordRef};
 use crate::subscribe::{LiveTx, Subscription};
 use crate::{JournalError, Result};
 
@@ -55,7 +55,8 @@ pub struct Cut {
     pub at_seq: u64,
     /// Why that record was bad.
     pub reason: String,
-    /// How many records were moved to quarantine.
+    /// How many records were moved to quarantine (a frame too damaged for its records
+    /// to be located is moved whole and counts as one).
     pub quarantined: u64,
 }
 
@@ -151,9 +152,10 @@ pub trait Replay {
     /// replayer's state now reflects: the checkpoint's if it used it, 0 to be given
     /// every record from the start.
     fn checkpoint(&mut self, checkpoint: Option<&Checkpoint>) -> u64;
-    /// Given each verified record after that, in order. An error aborts the open (the
+    /// Given each verified record after that, in order, borrowed from the stored bytes
+    /// (copy what is kept: [`RecordRef::to_record`]). An error aborts the open (the
     /// record is intact but the replayer cannot use it).
-    fn record(&mut self, record: Record) -> std::result::Result<(), String>;
+    fn record(&mut self, record: RecordRef<'_>) -> std::result::Result<(), String>;
 }
 
 /// A [`Replay`] that takes the checkpoint and ignores the records.
@@ -163,7 +165,7 @@ impl Replay for VerifyOnly {
     fn checkpoint(&mut self, checkpoint: Option<&Checkpoint>) -> u64 {
         checkpoint.map_or(0, |c| c.seq)
     }
-    fn record(&mut self, _record: Record) -> std::result::Result<(), String> {
+    fn record(&mut self, _record: RecordRef<'_>) -> std::result::Result<(), String> {
         Ok(())
     }
 }
@@ -305,11 +307,20 @@ impl Journal {
             // The record the checkpoint reflects must be held; otherwise the walk below
             // (which starts after it) would find nothing and take the checkpoint's seq
             // as the tip, and the next append would leave a gap.
-            let holds = self
+            // The first value at or after `key(cp)` is the frame that holds `cp`, if any.
+            // (A frame whose header cannot be read counts as holding it: the walk below
+            // reports what is wrong with it.)
+            let holds = match self
                 .inner
                 .events
-                .contains_key(key(cp))
-                .map_err(JournalError::io("reading"))?;
+                .range(key(cp)..)
+                .next()
+                .transpose()
+                .map_err(JournalError::io("reading"))?
+            {
+                Some((k, v)) => codec::frame(&k, &v).map_or(true, |f| f.first <= cp),
+                None => false,
+            };
             if !holds {
                 let last = match self
                     .inner
@@ -339,34 +350,42 @@ impl Journal {
         let mut last_good = start.saturating_sub(1);
         let mut bad: Option<(u64, String)> = None;
         if has_records {
-            for item in self.inner.events.range(key(start)..) {
+            'walk: for item in self.inner.events.range(key(start)..) {
                 let (k, v) = item.map_err(JournalError::io("reading tail"))?;
-                let Some(seq) = seq_of(&k) else {
-                    bad = Some((expect, "malformed key".into()));
-                    break;
-                };
-                if seq != expect {
-                    bad = Some((expect, format!("gap: expected {expect}, found {seq}")));
-                    break;
-                }
-                match codec::decode::<Record>(&k, &v).and_then(|r| {
-                    if r.seq == seq {
-                        Ok(r)
-                    } else {
-                        Err(format!("record says seq {} under key {seq}", r.seq))
-                    }
-                }) {
-                    Ok(record) => replay
-                        .record(record)
-                        .map_err(|reason| JournalError::Replay { seq, reason })?,
+                let mut frame = match codec::frame(&k, &v) {
+                    Ok(f) => f,
                     Err(reason) => {
-                        bad = Some((seq, reason));
+                        bad = Some((expect, reason));
                         break;
                     }
+                };
+                if frame.first > expect {
+                    let found = frame.first;
+                    bad = Some((expect, format!("gap: expected {expect}, found {found}")));
+                    break;
                 }
-                last_good = seq;
-                expect = seq + 1;
-                report.verified_tail += 1;
+                // Records before the start (in the frame that holds it) are covered by
+                // the checkpoint: located, not decoded.
+                while frame.next_seq() < expect {
+                    if let Some((_, Err(reason))) = frame.raw_entry(&v) {
+                        bad = Some((expect, reason));
+                        break 'walk;
+                    }
+                }
+                while let Some((seq, body)) = frame.next_entry(&v) {
+                    match body.and_then(|b| decode_record_ref(seq, b)) {
+                        Ok(record) => replay
+                            .record(record)
+                            .map_err(|reason| JournalError::Replay { seq, reason })?,
+                        Err(reason) => {
+                            bad = Some((seq, reason));
+                            break 'walk;
+                        }
+                    }
+                    last_good = seq;
+                    expect = seq + 1;
+                    report.verified_tail += 1;
+                }
             }
         } else {
             last_good = 0;
@@ -409,34 +428,86 @@ impl Journal {
     }
 
     /// Moves every record with `seq >= from` into the quarantine tree and records the cut.
+    /// A frame that holds records on both sides of `from` is split: the records before
+    /// it stay, as a new frame under `key(from - 1)`. Each moved record that can be
+    /// located is quarantined on its own (as a one-record frame under `time ‖ key`); a
+    /// value whose records cannot be located is moved whole and counts as one.
     fn quarantine_from(&self, from: u64, reason: &str) -> Result<u64> {
         let mut moved = 0u64;
-        let keys: Vec<sled::IVec> = self
+        let items: Vec<(sled::IVec, sled::IVec)> = self
             .inner
             .events
             .range(key(from)..)
-            .keys()
             .collect::<std::result::Result<_, _>>()
             .map_err(JournalError::io("listing records to quarantine"))?;
-        for k in keys {
-            if let Some(v) = self
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let qkey = |k: &[u8]| {
+            let mut qk = nanos.to_be_bytes().to_vec();
+            qk.extend_from_slice(k);
+            qk
+        };
+        for (k, v) in items {
+            let mut kept = Vec::new();
+            let mut kept_count = 0u32;
+            let mut singles = Vec::new();
+            let mut whole = true;
+            if let Ok(mut frame) = codec::frame(&k, &v) {
+                if v.first() == Some(&codec::FORMAT_FRAME) {
+                    whole = false;
+                    while let Some((seq, entry)) = frame.raw_entry(&v) {
+                        match entry {
+                            // Only records whose checksum holds stay (the walk verified
+                            // them; a wrong count would shift them and fail here).
+                            Ok(entry) if seq < from && codec::check_entry(seq, entry).is_ok() => {
+                                kept.extend_from_slice(entry);
+                                kept_count += 1;
+                            }
+                            Ok(_) if seq < from => {
+                                kept_count = 0;
+                                whole = true;
+                                break;
+                            }
+                            Ok(entry) => singles.push((seq, codec::frame_from_entries(1, entry))),
+                            Err(_) => {
+                                whole = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            // Never over an existing value: the records before `from` are then held
+            // there already.
+            let free = !self
                 .inner
                 .events
-                .remove(&k)
-                .map_err(JournalError::io("quarantining"))?
-            {
-                let mut qk = Utc::now()
-                    .timestamp_nanos_opt()
-                    .unwrap_or_default()
-                    .to_be_bytes()
-                    .to_vec();
-                qk.extend_from_slice(&k);
+                .contains_key(key(from - 1))
+                .map_err(JournalError::io("reading"))?;
+            if kept_count > 0 && free {
+                self.inner
+                    .events
+                    .insert(key(from - 1), codec::frame_from_entries(kept_count, &kept))
+                    .map_err(JournalError::io("keeping the good part of a frame"))?;
+            }
+            if whole {
                 self.inner
                     .quarantine
-                    .insert(qk, v)
+                    .insert(qkey(&k), v)
                     .map_err(JournalError::io("quarantining"))?;
                 moved += 1;
+            } else {
+                for (seq, value) in singles {
+                    self.inner
+                        .quarantine
+                        .insert(qkey(&key(seq)), value)
+                        .map_err(JournalError::io("quarantining"))?;
+                    moved += 1;
+                }
             }
+            self.inner
+                .events
+                .remove(&k)
+                .map_err(JournalError::io("quarantining"))?;
         }
         let cut_id = self
             .inner
@@ -465,7 +536,7 @@ impl Journal {
     }
 
     /// Appends `drafts` with contiguous sequence numbers and returns only after they are
-    /// durable (sled flush, which fsyncs). Returns the committed records; live
+    /// durable (sled flush, then `fdatasync` of its log), in one sled batch of frames. Returns the committed records; live
     /// subscribers receive them after the flush. An empty batch is a no-op.
     pub fn append_batch(&self, drafts: Vec<Draft>) -> Result<Vec<Arc<Record>>> {
         self.append_batch_then(drafts, |_| {})
@@ -500,13 +571,23 @@ impl Journal {
             }
             live.last_seq + 1
         };
+        // The records go in frames (one sled value for up to FRAME_MAX_RECORDS records):
+        // sled's cost is per value, not per byte.
         let mut batch = sled::Batch::default();
         let mut records = Vec::with_capacity(drafts.len());
+        let mut frame = codec::FrameWriter::new();
         for (seq, d) in (first..).zip(drafts) {
             let rec = Record::from_draft(seq, d);
-            let k = key(seq);
-            batch.insert(&k, codec::encode(&k, &rec)?);
+            frame.push(seq, &rec)?;
             records.push(Arc::new(rec));
+            if frame.is_full() {
+                if let Some((k, v)) = std::mem::take(&mut frame).finish() {
+                    batch.insert(&k, v);
+                }
+            }
+        }
+        if let Some((k, v)) = frame.finish() {
+            batch.insert(&k, v);
         }
         let durable = self
             .inner
@@ -574,6 +655,7 @@ impl Journal {
         let tip = self.last_seq();
         Iter {
             inner: self.inner.events.range(key(from.max(1))..=key(tip)),
+            current: None,
             expect: from.max(1),
             tip,
             done: tip == 0 || from > tip,
@@ -666,42 +748,59 @@ impl Journal {
         let mut prev: Option<u64> = None;
         for item in self.inner.events.iter() {
             let (k, v) = item.map_err(JournalError::io("verifying"))?;
-            report.checked += 1;
-            let Some(seq) = seq_of(&k) else {
-                report.problems.push(Problem {
-                    seq: prev.map_or(0, |p| p + 1),
-                    reason: "malformed key".into(),
-                });
-                continue;
+            let mut frame = match codec::frame(&k, &v) {
+                Ok(f) => f,
+                Err(reason) => {
+                    report.checked += 1;
+                    let seq = seq_of(&k);
+                    report.problems.push(Problem {
+                        seq: seq.unwrap_or_else(|| prev.map_or(0, |p| p + 1)),
+                        reason,
+                    });
+                    if let Some(seq) = seq {
+                        prev = Some(seq);
+                        report.last_seq = seq;
+                    }
+                    continue;
+                }
             };
-            if report.first_seq == 0 {
-                report.first_seq = seq;
-                // Records are contiguous from 1: missing first ones are a gap too.
-                if prev.is_none() && seq > 1 {
+            while let Some((seq, body)) = frame.next_entry(&v) {
+                report.checked += 1;
+                if report.first_seq == 0 {
+                    report.first_seq = seq;
+                    // Records are contiguous from 1: missing first ones are a gap too.
+                    if prev.is_none() && seq > 1 {
+                        report.problems.push(Problem {
+                            seq: 1,
+                            reason: format!("gap: records 1..{seq} are missing"),
+                        });
+                    }
+                }
+                if let Some(p) = prev {
+                    if seq != p + 1 {
+                        report.problems.push(Problem {
+                            seq: p + 1,
+                            reason: format!("gap: records {}..{} are missing", p + 1, seq),
+                        });
+                    }
+                }
+                if let Err(reason) = body.and_then(|b| decode_record_ref(seq, b).map(|_| ())) {
+                    let unread = frame.last - seq;
                     report.problems.push(Problem {
-                        seq: 1,
-                        reason: format!("gap: records 1..{seq} are missing"),
+                        seq,
+                        reason: if unread > 0 {
+                            format!("{reason} (the {unread} records after it in its frame are not checked)")
+                        } else {
+                            reason
+                        },
                     });
                 }
+                prev = Some(seq);
+                report.last_seq = seq;
             }
-            if let Some(p) = prev {
-                if seq != p + 1 {
-                    report.problems.push(Problem {
-                        seq: p + 1,
-                        reason: format!("gap: records {}..{} are missing", p + 1, seq),
-                    });
-                }
-            }
-            match codec::decode::<Record>(&k, &v) {
-                Ok(r) if r.seq == seq => {}
-                Ok(r) => report.problems.push(Problem {
-                    seq,
-                    reason: format!("record says seq {} under key {seq}", r.seq),
-                }),
-                Err(reason) => report.problems.push(Problem { seq, reason }),
-            }
-            prev = Some(seq);
-            report.last_seq = seq;
+            // A frame read only in part: continue after it without a false gap.
+            prev = Some(frame.last);
+            report.last_seq = frame.last;
         }
         for item in self.inner.checkpoints.iter() {
             let (k, v) = item.map_err(JournalError::io("verifying checkpoints"))?;
@@ -725,9 +824,15 @@ impl Journal {
             .first()
             .map_err(JournalError::io("stats"))?
         {
-            Some((k, _)) => seq_of(&k).unwrap_or(0),
+            Some((k, v)) => codec::frame(&k, &v).map_or(seq_of(&k).unwrap_or(0), |f| f.first),
             None => 0,
         };
+        // Records, not sled values: a frame counts as the records it holds.
+        let mut records = 0u64;
+        for item in self.inner.events.iter() {
+            let (k, v) = item.map_err(JournalError::io("stats"))?;
+            records += codec::frame(&k, &v).map_or(1, |f| f.count());
+        }
         let mut checkpoints = Vec::new();
         for item in self.inner.checkpoints.iter().rev() {
             let (k, v) = item.map_err(JournalError::io("stats"))?;
@@ -745,7 +850,7 @@ impl Journal {
         };
         Ok(JournalStats {
             path: self.inner.path.clone(),
-            records: self.inner.events.len() as u64,
+            records,
             first_seq,
             last_seq,
             checkpoints,
@@ -849,14 +954,98 @@ fn is_lock_error(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
+/// Decodes a record without copying it out of `body`, checking that it carries the
+/// sequence number it is stored under.
+fn decode_record_ref(seq: u64, body: &[u8]) -> std::result::Result<RecordRef<'_>, String> {
+    let r: RecordRef<'_> =
+        rmp_serde::from_slice(body).map_err(|e| format!("undecodable body: {e}"))?;
+    if r.seq == seq {
+        Ok(r)
+    } else {
+        Err(format!("record says seq {} under key {seq}", r.seq))
+    }
+}
+
+/// Checks that a decoded record carries the sequence number it is stored under.
+fn decode_record(seq: u64, body: &[u8]) -> std::result::Result<Record, String> {
+    let r: Record = codec::decode_body(body)?;
+    if r.seq == seq {
+        Ok(r)
+    } else {
+        Err(format!("record says seq {} under key {seq}", r.seq))
+    }
+}
+
 /// Iterator over stored records (see [`Journal::iter_from`]).
 pub struct Iter {
     inner: sled::Iter,
+    /// The frame being read and its cursor.
+    current: Option<(sled::IVec, codec::Frame)>,
     /// The next seq: records are contiguous, so the first one must be `from` itself.
     expect: u64,
     /// The durable tip when the iteration started; everything up to it must be there.
     tip: u64,
     done: bool,
+}
+
+impl Iter {
+    fn step(&mut self) -> Option<Result<Record>> {
+        loop {
+            if let Some((v, frame)) = &mut self.current {
+                // Records before `from` in the first frame: located, not decoded.
+                while frame.next_seq() < self.expect {
+                    if let Some((_, Err(reason))) = frame.raw_entry(v) {
+                        return Some(Err(JournalError::Corrupt {
+                            seq: self.expect,
+                            reason,
+                        }));
+                    }
+                }
+                if let Some((seq, body)) = frame.next_entry(v) {
+                    let rec = body
+                        .and_then(|b| decode_record(seq, b))
+                        .map_err(|reason| JournalError::Corrupt { seq, reason });
+                    if rec.is_ok() {
+                        self.expect = seq + 1;
+                    }
+                    return Some(rec);
+                }
+                self.current = None;
+            }
+            match self.inner.next() {
+                None => {
+                    // Ending below the tip means records that were durable are gone.
+                    if self.expect <= self.tip {
+                        return Some(Err(JournalError::Corrupt {
+                            seq: self.expect,
+                            reason: format!("missing: the durable tip is {}", self.tip),
+                        }));
+                    }
+                    return None;
+                }
+                Some(Err(e)) => return Some(Err(JournalError::io("reading")(e))),
+                Some(Ok((k, v))) => {
+                    let frame = match codec::frame(&k, &v) {
+                        Ok(f) => f,
+                        Err(reason) => {
+                            return Some(Err(JournalError::Corrupt {
+                                seq: self.expect,
+                                reason,
+                            }))
+                        }
+                    };
+                    if frame.first > self.expect {
+                        let e = self.expect;
+                        return Some(Err(JournalError::Corrupt {
+                            seq: e,
+                            reason: format!("gap: expected {e}, found {}", frame.first),
+                        }));
+                    }
+                    self.current = Some((v, frame));
+                }
+            }
+        }
+    }
 }
 
 impl Iterator for Iter {
@@ -866,47 +1055,10 @@ impl Iterator for Iter {
         if self.done {
             return None;
         }
-        let item = match self.inner.next() {
-            None => {
-                self.done = true;
-                // Ending below the tip means records that were durable are gone.
-                if self.expect <= self.tip {
-                    return Some(Err(JournalError::Corrupt {
-                        seq: self.expect,
-                        reason: format!("missing: the durable tip is {}", self.tip),
-                    }));
-                }
-                return None;
-            }
-            Some(item) => item,
-        };
-        let result = (|| {
-            let (k, v) = item.map_err(JournalError::io("reading"))?;
-            let seq = seq_of(&k).ok_or(JournalError::Corrupt {
-                seq: self.expect,
-                reason: "malformed key".into(),
-            })?;
-            if seq != self.expect {
-                let e = self.expect;
-                return Err(JournalError::Corrupt {
-                    seq: e,
-                    reason: format!("gap: expected {e}, found {seq}"),
-                });
-            }
-            let rec: Record =
-                codec::decode(&k, &v).map_err(|reason| JournalError::Corrupt { seq, reason })?;
-            if rec.seq != seq {
-                return Err(JournalError::Corrupt {
-                    seq,
-                    reason: format!("record says seq {} under key {seq}", rec.seq),
-                });
-            }
-            self.expect = seq + 1;
-            Ok(rec)
-        })();
-        if result.is_err() {
+        let item = self.step();
+        if !matches!(item, Some(Ok(_))) {
             self.done = true;
         }
-        Some(result)
+        item
     }
 }

@@ -5,8 +5,11 @@
 //!
 //! - [`record`]: the [`Record`] envelope (`seq`, `at`, `namespace`, `stream`, `topic`,
 //!   `schema`, opaque `payload`) and the [`Draft`] a writer hands in.
-//! - [`codec`]: the on-disk form of a record: a format byte, a CRC-32 over key and body,
-//!   then the body encoded with `rmp_serde::to_vec_named`.
+//! - [`codec`]: the on-disk form: frames of records (format 2: the records of one
+//!   append, up to 128 per sled value under the key of the last one, each with its own
+//!   CRC-32 over its seq and body) and single values (format 1: checkpoints, and
+//!   records written by earlier versions, still read); bodies are encoded with
+//!   `rmp_serde::to_vec_named`.
 //! - [`journal`]: [`Journal`] — `open`, `append_batch` (durable before it returns),
 //!   `read_from`, `iter_from`, `checkpoint` / `latest_checkpoint`, `verify`, `stats`.
 //! - [`subscribe`]: [`Subscription`] — `subscribe_from(seq)`: catch-up from disk, then
@@ -18,7 +21,8 @@
 //! good data. At [`Journal::open`] the tail that recovery will replay (everything after
 //! the newest valid checkpoint) is verified; the first bad record and everything after
 //! it are moved to a `quarantine` tree (kept for forensics, never applied) and the
-//! journal continues from the last good record. [`Journal::verify`] checks everything.
+//! journal continues from the last good record (the good records before it in its
+//! frame stay). [`Journal::verify`] checks everything.
 
 pub mod codec;
 pub mod error;
@@ -31,7 +35,7 @@ pub use journal::{
     CheckpointInfo, Cut, Journal, JournalStats, OpenOptions, OpenReport, Problem, Replay,
     VerifyReport,
 };
-pub use record::{Checkpoint, Draft, Record, StreamRef};
+pub use record::{Checkpoint, Draft, Record, RecordRef, StreamRef, StreamRefRef};
 pub use subscribe::{SubEvent, Subscription};
 
 /// Result alias of this crate.

@@ -82,6 +82,53 @@ impl Record {
     }
 }
 
+/// A [`StreamRef`] borrowed from the bytes it was decoded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct StreamRefRef<'a> {
+    /// The aggregate kind.
+    pub kind: &'a str,
+    /// The aggregate's id within its kind.
+    pub id: &'a str,
+}
+
+/// A [`Record`] borrowed from the bytes it was decoded from: decoding it allocates
+/// nothing. What [`crate::Replay`] is handed while the journal is verified at open.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct RecordRef<'a> {
+    /// Sequence number.
+    pub seq: u64,
+    /// When the event happened.
+    #[serde(with = "chrono::serde::ts_nanoseconds")]
+    pub at: DateTime<Utc>,
+    /// Namespace.
+    pub namespace: &'a str,
+    /// Aggregate.
+    #[serde(borrow)]
+    pub stream: StreamRefRef<'a>,
+    /// Type name / topic.
+    pub topic: &'a str,
+    /// Payload schema version.
+    pub schema: u16,
+    /// Opaque payload.
+    pub payload: &'a [u8],
+}
+
+impl RecordRef<'_> {
+    /// The owned record.
+    pub fn to_record(&self) -> Record {
+        Record {
+            seq: self.seq,
+            at: self.at,
+            namespace: self.namespace.to_string(),
+            stream: StreamRef::new(self.stream.kind, self.stream.id),
+            topic: self.topic.to_string(),
+            schema: self.schema,
+            payload: self.payload.to_vec(),
+            rendered: OnceLock::new(),
+        }
+    }
+}
+
 /// A serialized snapshot of derived state at a sequence number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -278,10 +278,12 @@ fn truncated_sled_files() {
 
 // ---- Our own checks: damage written through sled itself, below the journal. ----
 
-/// A journal of `n` derived records with checkpoints at `cps`, closed.
+/// A journal of `n` derived records with checkpoints at `cps`, closed. One record per
+/// append, so each record is a frame of its own under its own key and the tests below
+/// can damage one record through sled (frames of many records: `frames` below).
 fn small_journal(dir: &Path, n: u64, cps: &[u64]) {
     let (j, _) = Journal::open(dir, small_opts()).unwrap();
-    append_derived(&j, n, 16);
+    append_derived(&j, n, 1);
     for &cp in cps {
         j.checkpoint(cp, checkpoint_data(cp)).unwrap();
     }
@@ -637,4 +639,187 @@ fn missing_first_record_before_a_checkpoint_is_reported() {
     let (good, err) = collect(&j, 2);
     assert!(err.is_none());
     assert_exactly(&good, 2..=60);
+}
+
+// ---- Frames of many records (what group commit writes) and the format-1 layout. ----
+
+/// The stored value (key and bytes) of the frame that holds `seq`.
+fn frame_holding(db: &sled::Db, seq: u64) -> (sled::IVec, Vec<u8>) {
+    let (k, v) = events(db)
+        .range(seq.to_be_bytes()..)
+        .next()
+        .expect("a frame")
+        .unwrap();
+    (k, v.to_vec())
+}
+
+/// Byte offset of the body of record `seq` in the frame stored under `last`.
+fn entry_offset(v: &[u8], last: u64, seq: u64) -> usize {
+    assert_eq!(v[0], berth_journal::codec::FORMAT_FRAME);
+    let count = u64::from(u32::from_be_bytes(v[1..5].try_into().unwrap()));
+    let mut pos = 5;
+    for s in last + 1 - count..seq {
+        let _ = s;
+        let len = u32::from_be_bytes(v[pos..pos + 4].try_into().unwrap());
+        pos += 8 + usize::try_from(len).unwrap();
+    }
+    pos + 8
+}
+
+#[test]
+fn frames_hold_the_records_of_one_append() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
+        // 300 records in one append: frames of at most FRAME_MAX_RECORDS.
+        append_derived(&j, 300, 300);
+        append_derived(&j, 5, 5);
+        j.close().unwrap();
+    }
+    with_sled(dir.path(), |db| {
+        let keys: Vec<u64> = events(db)
+            .iter()
+            .keys()
+            .map(|k| u64::from_be_bytes(k.unwrap().as_ref().try_into().unwrap()))
+            .collect();
+        assert_eq!(keys, vec![128, 256, 300, 305]);
+    });
+    let (j, report) = reopen(dir.path());
+    assert_eq!((report.last_seq, report.cut), (305, None));
+    for from in [1, 2, 127, 128, 129, 200, 300, 301, 305] {
+        let (good, err) = collect(&j, from);
+        assert!(err.is_none(), "{err:?}");
+        assert_exactly(&good, from..=305);
+    }
+    let v = j.verify().unwrap();
+    assert!(v.ok(), "{v:?}");
+    assert_eq!((v.checked, v.first_seq, v.last_seq), (305, 1, 305));
+    let stats = j.stats().unwrap();
+    assert_eq!(
+        (stats.records, stats.first_seq, stats.last_seq),
+        (305, 1, 305)
+    );
+}
+
+#[test]
+fn damage_inside_a_frame_cuts_at_the_bad_record_and_keeps_the_ones_before() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
+        append_derived(&j, 40, 40); // 1..=40 in one frame
+        append_derived(&j, 10, 10); // 41..=50
+        j.checkpoint(10, checkpoint_data(10)).unwrap();
+        j.close().unwrap();
+    }
+    with_sled(dir.path(), |db| {
+        let (k, mut v) = frame_holding(db, 25);
+        let at = entry_offset(&v, 40, 25) + 2;
+        v[at] ^= 0x10;
+        events(db).insert(k, v).unwrap();
+    });
+    // Reads from before the damage stop at it; verify names it.
+    {
+        let (j, report) = Journal::open(
+            dir.path(),
+            berth_journal::OpenOptions {
+                repair: false,
+                ..small_opts()
+            },
+        )
+        .unwrap();
+        assert_eq!(report.cut.as_ref().map(|c| c.at_seq), Some(25));
+        let v = j.verify().unwrap();
+        assert_eq!(v.problems.len(), 1, "{v:?}");
+        assert_eq!(v.problems[0].seq, 25);
+        assert!(v.problems[0].reason.contains("checksum"), "{v:?}");
+    }
+    // 25..=40 and 41..=50 go to quarantine; 1..=24 stay, as a frame of their own.
+    check_cut(dir.path(), 25, 26, "checksum");
+    with_sled(dir.path(), |db| {
+        let keys: Vec<u64> = events(db)
+            .iter()
+            .keys()
+            .map(|k| u64::from_be_bytes(k.unwrap().as_ref().try_into().unwrap()))
+            .collect();
+        assert_eq!(keys, vec![24, 25]);
+    });
+}
+
+#[test]
+fn a_frame_whose_records_cannot_be_located_is_cut_at_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
+        append_derived(&j, 20, 20);
+        append_derived(&j, 20, 20); // 21..=40
+        j.close().unwrap();
+    }
+    with_sled(dir.path(), |db| {
+        // A record length far beyond the value: nothing after it can be found.
+        let (k, mut v) = frame_holding(db, 21);
+        v[5] = 0x7f;
+        events(db).insert(k, v).unwrap();
+    });
+    check_cut(dir.path(), 21, 1, "past the end");
+    // A count that does not match the key is caught too (the checksums cover each
+    // record's own seq).
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
+        append_derived(&j, 20, 20);
+        append_derived(&j, 20, 20);
+        j.close().unwrap();
+    }
+    with_sled(dir.path(), |db| {
+        let (k, mut v) = frame_holding(db, 21);
+        v[4] = 25; // claims 25 records: 16..=40
+        events(db).insert(k, v).unwrap();
+    });
+    // (Its records cannot all be located either, so it is quarantined whole.)
+    check_cut(dir.path(), 21, 1, "checksum");
+}
+
+#[test]
+fn journals_of_format_1_still_open_and_grow_in_frames() {
+    // A journal as earlier versions wrote it: one format-1 value per record, plus a
+    // format-1 checkpoint.
+    let dir = tempfile::tempdir().unwrap();
+    with_sled(dir.path(), |db| {
+        let t = events(db);
+        for seq in 1..=60u64 {
+            let d = draft_for(seq);
+            let rec = Record {
+                seq,
+                at: d.at,
+                namespace: d.namespace,
+                stream: d.stream,
+                topic: d.topic,
+                schema: d.schema,
+                payload: d.payload,
+                rendered: Default::default(),
+            };
+            let k = berth_journal::codec::key(seq);
+            t.insert(k, berth_journal::codec::encode(&k, &rec).unwrap())
+                .unwrap();
+        }
+    });
+    let (j, report) = reopen(dir.path());
+    assert_eq!(
+        (report.last_seq, report.verified_tail, report.cut),
+        (60, 60, None)
+    );
+    j.checkpoint(30, checkpoint_data(30)).unwrap();
+    append_derived(&j, 40, 20); // 61..=100 in frames
+    let (good, err) = collect(&j, 1);
+    assert!(err.is_none(), "{err:?}");
+    assert_exactly(&good, 1..=100);
+    let (good, _) = collect(&j, 55);
+    assert_exactly(&good, 55..=100);
+    assert!(j.verify().unwrap().ok());
+    assert_eq!(j.stats().unwrap().records, 100);
+    drop(j);
+    // Damage in the old part is still cut there.
+    with_sled(dir.path(), |db| flip_stored_byte(db, "events", 45));
+    // 45..=60 (format 1) and 61..=100 (one-record values in quarantine).
+    check_cut(dir.path(), 45, 16 + 40, "checksum");
 }

@@ -332,9 +332,9 @@ fn print_profile(p: &Value) {
         f("sled_open_ms")
     );
     println!(
-        "      sled scan of the events tree, first ...... {:>8.1} ms ({} records, {:.1} MiB of values)",
+        "      sled scan of the events tree, first ...... {:>8.1} ms ({} sled values (frames), {:.1} MiB)",
         f("first_scan_ms"),
-        thousands(p["records"].as_u64().unwrap_or(0)),
+        thousands(p["sled_values"].as_u64().unwrap_or(0)),
         f("value_mib")
     );
     println!(
@@ -433,16 +433,20 @@ fn profile(
         let mut state = State::new();
         let mut applied = 0u64;
         for (k, v) in &raw {
-            if level == 0 {
-                codec::check(k, v).map_err(anyhow::Error::msg)?;
-                continue;
-            }
-            let r: Record = codec::decode(k, v).map_err(anyhow::Error::msg)?;
-            if level >= 2 {
-                let e = Event::decode(&r.topic, r.schema, &r.payload, r.at)?;
-                if level >= 3 {
-                    state.apply_at(r.seq, &e);
-                    applied += 1;
+            // Each value is a frame of records (or one record of format 1).
+            let mut frame = codec::frame(k, v).map_err(anyhow::Error::msg)?;
+            while let Some((_, body)) = frame.next_entry(v) {
+                let body = body.map_err(anyhow::Error::msg)?;
+                if level == 0 {
+                    continue;
+                }
+                let r: Record = codec::decode_body(body).map_err(anyhow::Error::msg)?;
+                if level >= 2 {
+                    let e = Event::decode(&r.topic, r.schema, &r.payload, r.at)?;
+                    if level >= 3 {
+                        state.apply_at(r.seq, &e);
+                        applied += 1;
+                    }
                 }
             }
         }
@@ -458,7 +462,7 @@ fn profile(
     out.insert("event_decode_ms".into(), json!(d(ev, rec)));
     out.insert("apply_ms".into(), json!(d(apply, ev)));
     out.insert("in_memory_replay_ms".into(), json!(r2(ms(apply))));
-    out.insert("records".into(), json!(raw.len()));
+    out.insert("sled_values".into(), json!(raw.len()));
     out.insert("value_mib".into(), json!(r2(bytes_mib(bytes))));
     drop((raw, events, db));
     Ok(())
