@@ -347,6 +347,27 @@ async fn a_user_network_has_its_own_subnet_and_cannot_go_while_used() {
         d.cli(&["network", "create", "green", "--subnet", &subnet]),
     );
     assert!(err.contains("overlaps"), "{err}");
+    // A subnet the host routes elsewhere (its own LAN here) would cut the host off.
+    let host_route = berth_engine::network::host::routes()
+        .into_iter()
+        .find(|r| {
+            !Path::new("/sys/class/net")
+                .join(&r.iface)
+                .join("bridge")
+                .exists()
+        })
+        .expect("the host has a route (not to a bridge) besides the default one");
+    let err = fails(
+        "a subnet of a host route",
+        d.cli(&[
+            "network",
+            "create",
+            "lan",
+            "--subnet",
+            &host_route.dst.to_string(),
+        ]),
+    );
+    assert!(err.contains("overlaps the host's route"), "{err}");
     let out = d.cli(&["run", "--rm", "--network", "ghost", "busybox", "true"]);
     let err = fails("an unknown network", out);
     assert!(err.contains("ghost"), "{err}");
