@@ -101,6 +101,20 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// `method path` with `body` (JSON text) through the client's raw request, read
+    /// whole; panics if no answer comes.
+    pub async fn send(c: &Client, method: Method, path: &str, body: Option<&str>) -> Reply {
+        let r = c
+            .raw(method, path, body.map(|b| b.as_bytes().to_vec()))
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        Reply {
+            status: r.status.as_u16(),
+            content_type: r.content_type,
+            body: r.body.to_vec(),
+        }
+    }
+
     /// The body as JSON; panics if it is not.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {

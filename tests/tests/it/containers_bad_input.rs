@@ -52,20 +52,8 @@ async fn footprint(d: &TestDaemon) -> Footprint {
     }
 }
 
-async fn send(c: &Client, method: Method, path: &str, body: Option<&str>) -> Reply {
-    let r = c
-        .raw(method, path, body.map(|b| b.as_bytes().to_vec()))
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    Reply {
-        status: r.status.as_u16(),
-        content_type: r.content_type,
-        body: r.body.to_vec(),
-    }
-}
-
 async fn create(c: &Client, body: &str) -> Reply {
-    send(c, Method::POST, "/v1/containers", Some(body)).await
+    Reply::send(c, Method::POST, "/v1/containers", Some(body)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,24 +95,24 @@ async fn refusals_name_the_problem_and_leave_nothing() {
         .error("bad restart policy", 400, "InvalidArgument");
     assert!(m.contains("sometimes"), "{m}");
     let path = format!("/v1/containers/{}/start", running.id);
-    let m = send(&c, Method::POST, &path, None).await.error(
+    let m = Reply::send(&c, Method::POST, &path, None).await.error(
         "start of a running container",
         409,
         "FailedPrecondition",
     );
     assert!(m.contains("running"), "{m}");
-    let m = send(&c, Method::DELETE, "/v1/containers/nosuch", None)
+    let m = Reply::send(&c, Method::DELETE, "/v1/containers/nosuch", None)
         .await
         .error("delete of a missing container", 404, "NotFound");
     assert!(m.contains("nosuch"), "{m}");
     let id = "0123456789abcdef0123456789abcdef";
-    send(&c, Method::DELETE, &format!("/v1/containers/{id}"), None)
+    Reply::send(&c, Method::DELETE, &format!("/v1/containers/{id}"), None)
         .await
         .error("delete of a missing id", 404, "NotFound");
-    send(&c, Method::POST, "/v1/containers/nosuch/stop", None)
+    Reply::send(&c, Method::POST, "/v1/containers/nosuch/stop", None)
         .await
         .error("stop of a missing container", 404, "NotFound");
-    send(&c, Method::GET, "/v1/containers/nosuch/logs", None)
+    Reply::send(&c, Method::GET, "/v1/containers/nosuch/logs", None)
         .await
         .error("logs of a missing container", 404, "NotFound");
 
@@ -180,7 +168,7 @@ async fn a_start_that_fails_leaves_no_shim() {
         .unwrap();
     let id = created.container.id;
     let path = format!("/v1/containers/{id}/start");
-    let r = send(&c, Method::POST, &path, None).await;
+    let r = Reply::send(&c, Method::POST, &path, None).await;
     let text = String::from_utf8_lossy(&r.body).into_owned();
     assert!(r.status >= 400, "{}: {text}", r.status);
     assert!(text.contains("nosuchcmd"), "{}: {text}", r.status);

@@ -12,20 +12,8 @@ use berth_tests::storage::Reply;
 use berth_tests::{last_seq, next_event, TestDaemon};
 use hyper::Method;
 
-async fn send(c: &Client, method: Method, path: &str, body: Option<&str>) -> Reply {
-    let r = c
-        .raw(method, path, body.map(|b| b.as_bytes().to_vec()))
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    Reply {
-        status: r.status.as_u16(),
-        content_type: r.content_type,
-        body: r.body.to_vec(),
-    }
-}
-
 async fn post(c: &Client, body: &str) -> Reply {
-    send(c, Method::POST, "/v1/networks", Some(body)).await
+    Reply::send(c, Method::POST, "/v1/networks", Some(body)).await
 }
 
 /// The daemon's default network (made at start): exactly one network says so.
@@ -163,7 +151,7 @@ async fn create_list_inspect_delete_round_trip() {
     let deleted = c.network_delete("napi-back").await.unwrap();
     assert_eq!(deleted.deleted, "napi-back");
     assert!(deleted.seq > seq);
-    send(&c, Method::GET, "/v1/networks/napi-back", None)
+    Reply::send(&c, Method::GET, "/v1/networks/napi-back", None)
         .await
         .error("inspect of a deleted network", 404, "NotFound");
     let mut events = c
@@ -285,7 +273,7 @@ async fn refusals_are_json_errors_and_write_nothing() {
         .await
         .error("same name twice", 409, "AlreadyExists");
     assert!(m.contains("napi-taken"), "{m}");
-    let m = send(
+    let m = Reply::send(
         &c,
         Method::DELETE,
         &format!("/v1/networks/{}", default.name),
@@ -296,11 +284,11 @@ async fn refusals_are_json_errors_and_write_nothing() {
     assert!(m.contains(&default.name), "{m}");
 
     // Missing: 404.
-    let m = send(&c, Method::DELETE, "/v1/networks/nosuch", None)
+    let m = Reply::send(&c, Method::DELETE, "/v1/networks/nosuch", None)
         .await
         .error("delete of a missing network", 404, "NotFound");
     assert!(m.contains("nosuch"), "{m}");
-    let m = send(&c, Method::GET, "/v1/networks/nosuch", None)
+    let m = Reply::send(&c, Method::GET, "/v1/networks/nosuch", None)
         .await
         .error("inspect of a missing network", 404, "NotFound");
     assert!(m.contains("nosuch"), "{m}");
@@ -311,7 +299,7 @@ async fn refusals_are_json_errors_and_write_nothing() {
         "/v1/networks?label=%3Dv",
         "/v1/networks?bogus=1",
     ] {
-        send(&c, Method::GET, path, None)
+        Reply::send(&c, Method::GET, path, None)
             .await
             .error(path, 400, "InvalidArgument");
     }
@@ -368,7 +356,7 @@ async fn container_create_refuses_bad_ports() {
     let before = last_seq(&c).await;
     let create = |body: &'static str| {
         let c = c.clone();
-        async move { send(&c, Method::POST, "/v1/containers", Some(body)).await }
+        async move { Reply::send(&c, Method::POST, "/v1/containers", Some(body)).await }
     };
     let m = create(r#"{"image":"busybox","ports":[{"host_port":0,"container_port":80}]}"#)
         .await
