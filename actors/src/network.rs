@@ -38,13 +38,11 @@ fn create_events(
             at: Utc::now(),
         },
     )?;
-    let own: Vec<&str> = state.networks.values().map(|n| n.bridge.as_str()).collect();
-    let own_bridge = match events.first() {
-        Some(Event::NetworkCreated(e)) => e.bridge.clone(),
-        _ => String::new(),
-    };
-    let mut own = own;
-    own.push(&own_bridge);
+    // Routes through berth's own bridges (this network's included) are not the host's.
+    let mut own: Vec<&str> = state.networks.values().map(|n| n.bridge.as_str()).collect();
+    if let Some(Event::NetworkCreated(e)) = events.first() {
+        own.push(&e.bridge);
+    }
     if let Some(r) = host::overlapping_route(&subnet, &own) {
         return Err(EngineError::FailedPrecondition(format!(
             "subnet {subnet} of network {name} overlaps the host's route to {} on {}",

@@ -186,11 +186,8 @@ impl ContainerActor {
                             Some(CONTROL_TIMEOUT),
                         )
                         .await;
-                        let now = writer.state().read().container(&namespace, &id).cloned();
-                        if let Some(c) = now {
-                            if let Err(d) = super::net::down(&writer, &env, &c).await {
-                                tracing::warn!(container = %id, error = %d, "network down after a failed start");
-                            }
+                        if let Err(d) = super::net::release(&writer, &env, &namespace, &id).await {
+                            tracing::warn!(container = %id, error = %d, "network down after a failed start");
                         }
                         writer
                             .append(vec![Event::ContainerStartFailed(ContainerFailed {
@@ -281,11 +278,8 @@ impl ContainerActor {
                             // (attached again at the next start). A failure leaves
                             // the attachment recorded, so deletion or the next
                             // daemon start retries.
-                            let now = writer.state().read().container(&namespace, &id).cloned();
-                            if let Some(c) = now {
-                                if let Err(e) = super::net::down(&writer, &env, &c).await {
-                                    tracing::warn!(container = %id, error = %e, "detaching the network after exit");
-                                }
+                            if let Err(e) = super::net::release(&writer, &env, &namespace, &id).await {
+                                tracing::warn!(container = %id, error = %e, "detaching the network after exit");
                             }
                         }
                         seq
@@ -385,10 +379,7 @@ impl ContainerActor {
                     })
                     .await?;
                 }
-                let now = writer.state().read().container(&namespace, &id).cloned();
-                if let Some(c) = now {
-                    super::net::down(&writer, &env, &c).await?;
-                }
+                super::net::release(&writer, &env, &namespace, &id).await?;
                 {
                     let (env, id) = (env.clone(), id.clone());
                     blocking(move || fs::teardown(&env, &id, true)).await?;

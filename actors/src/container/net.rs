@@ -519,6 +519,20 @@ pub(crate) async fn down(
     .await
 }
 
+/// [`down`] for container `id` as the state has it now (nothing when it is gone).
+pub(crate) async fn release(
+    writer: &WriterHandle,
+    env: &ContainerEnv,
+    namespace: &berth_engine::ids::NamespaceName,
+    id: &ContainerId,
+) -> Result<(), EngineError> {
+    let now = writer.state().read().container(namespace, id).cloned();
+    match now {
+        Some(c) => down(writer, env, &c).await,
+        None => Ok(()),
+    }
+}
+
 /// After a daemon restart: namespaces under `<state>/netns` of containers the journal
 /// does not know (or that own none now) are removed, and host-local leases of
 /// containers not attached are released with CNI DEL. Returns what was cleaned.
@@ -547,6 +561,10 @@ pub(crate) fn janitor(env: &ContainerEnv, state: &State) -> (usize, usize) {
         return (namespaces, leases);
     };
     for net in state.networks.values() {
+        // The full list (with portmap): the ports of a lease's container are unknown.
+        let list = env
+            .cni_version(&cni)
+            .and_then(|v| cni.conflist(&net.cni_config(), &v));
         for lease in cni.leases(&net.name).unwrap_or_default() {
             let attached = ContainerId::parse(&lease.container_id)
                 .ok()
@@ -556,15 +574,14 @@ pub(crate) fn janitor(env: &ContainerEnv, state: &State) -> (usize, usize) {
                 continue;
             }
             tracing::info!(network = %net.name, ip = %lease.ip, container = %lease.container_id, "releasing a lease no container holds");
-            let del = env.cni_version(&cni).and_then(|v| {
-                let list = cni.conflist(&net.cni_config(), &v)?;
+            let del = list.as_ref().map_err(Clone::clone).and_then(|list| {
                 let att = CniAttachment {
                     container_id: lease.container_id.clone(),
                     netns: dir.join(&lease.container_id),
                     ifname: lease.ifname.clone(),
                     port_mappings: Vec::new(),
                 };
-                cni.del(&list, &att, None)
+                cni.del(list, &att, None)
             });
             match del {
                 Ok(()) => leases += 1,
