@@ -71,6 +71,21 @@ pub struct FrameWriter {
     last: u64,
 }
 
+/// A position in a [`FrameWriter`].
+#[derive(Debug, Clone, Copy)]
+pub struct FrameMark {
+    len: usize,
+    count: u32,
+    last: u64,
+}
+
+impl FrameMark {
+    /// Records in the frame at this position.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+}
+
 impl Default for FrameWriter {
     fn default() -> Self {
         FrameWriter::new()
@@ -118,6 +133,28 @@ impl FrameWriter {
     /// True when the frame should be closed before another record is added.
     pub fn is_full(&self) -> bool {
         self.count >= FRAME_MAX_RECORDS || self.buf.len() >= FRAME_MAX_BYTES
+    }
+
+    /// True when the frame holds more than a frame should ([`FRAME_MAX_RECORDS`]
+    /// records or [`FRAME_MAX_BYTES`] bytes).
+    pub fn is_over(&self) -> bool {
+        self.count > FRAME_MAX_RECORDS || self.buf.len() > FRAME_MAX_BYTES
+    }
+
+    /// Where the frame is now, to go back to with [`FrameWriter::rollback`].
+    pub fn mark(&self) -> FrameMark {
+        FrameMark {
+            len: self.buf.len(),
+            count: self.count,
+            last: self.last,
+        }
+    }
+
+    /// Drops the records pushed since `mark`.
+    pub fn rollback(&mut self, mark: FrameMark) {
+        self.buf.truncate(mark.len);
+        self.count = mark.count;
+        self.last = mark.last;
     }
 
     /// The frame's key (its last sequence number) and value. `None` when empty.

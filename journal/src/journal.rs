@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -107,8 +107,9 @@ pub struct JournalStats {
     pub size_on_disk: u64,
     /// Live subscribers now.
     pub subscribers: usize,
-    /// Durable batches appended since this process opened the journal (one fsync each);
-    /// with `appended_since_open` it shows how well group commit groups.
+    /// Durable commits since this process opened the journal (one flush and fsync
+    /// each, whatever number of batches it made durable); with `appended_since_open`
+    /// it shows how well group commit groups.
     pub batches_since_open: u64,
     /// Records appended since this process opened the journal.
     pub appended_since_open: u64,
@@ -183,10 +184,14 @@ pub(crate) struct Inner {
     checkpoints: sled::Tree,
     quarantine: sled::Tree,
     cuts: sled::Tree,
-    /// Serializes writers: held across insert, flush and publish.
-    write: Mutex<()>,
+    /// Serializes writes into sled; holds the written tip (the last sequence number
+    /// handed out, durable or not).
+    write: Mutex<u64>,
     /// The durable tip and the live subscribers; publishing happens under this lock.
     pub(crate) live: Mutex<Live>,
+    /// Notified whenever the published tip moves, the journal fails or closes: a
+    /// commit waits on it for the batches written before its own to be published.
+    published: Condvar,
     failed: AtomicBool,
     /// sled's `flush` writes its log with `sync_file_range`, which neither flushes the
     /// drive's cache nor waits for metadata; an `fdatasync` of the same file after it
@@ -251,13 +256,14 @@ impl Journal {
                 checkpoints,
                 quarantine,
                 cuts,
-                write: Mutex::new(()),
+                write: Mutex::new(0),
                 live: Mutex::new(Live {
                     last_seq: 0,
                     subscribers: Vec::new(),
                     closed: false,
                     unrepaired_cut: None,
                 }),
+                published: Condvar::new(),
                 failed: AtomicBool::new(false),
                 log_file,
                 batches: AtomicU64::new(0),
@@ -266,6 +272,7 @@ impl Journal {
             }),
         };
         let report = journal.recover_tail(replay)?;
+        *lock(&journal.inner.write) = report.last_seq;
         {
             let mut live = lock(&journal.inner.live);
             live.last_seq = report.last_seq;
@@ -545,20 +552,43 @@ impl Journal {
     /// As [`Journal::append_batch`], running `before_publish` with the committed records
     /// after they are durable and before any subscriber sees them (the daemon applies
     /// them to its state there, so a subscriber never learns of an event before the
-    /// state reflects it). No other append runs in between.
+    /// state reflects it). No other append is published in between.
     pub fn append_batch_then(
         &self,
         drafts: Vec<Draft>,
         before_publish: impl FnOnce(&[Arc<Record>]),
     ) -> Result<Vec<Arc<Record>>> {
-        if drafts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let _w = lock(&self.inner.write);
+        let mut written = [self.write(drafts)?];
+        self.commit(&mut written, |batches| before_publish(batches[0].records()))?;
+        let [written] = written;
+        Ok(written.into_records())
+    }
+
+    /// The first half of an append: gives `drafts` the next contiguous sequence numbers
+    /// and writes them into sled's log as one batch of frames, without waiting for the
+    /// disk. They are neither durable nor visible (reads, subscribers and
+    /// [`Journal::last_seq`] stop before them) until [`Journal::commit`].
+    ///
+    /// This lets a writer prepare the next batch while the previous one is being made
+    /// durable, and make several batches durable with one flush. Every [`Written`] must
+    /// be committed, in the order written: one dropped uncommitted fails the journal
+    /// (its records could become durable without ever being published).
+    pub fn write(&self, drafts: Vec<Draft>) -> Result<Written> {
+        self.write_units(vec![drafts])
+    }
+
+    /// As [`Journal::write`] for several appends at once: each unit stays atomic (after
+    /// a crash it is there whole or not at all; a prefix of the units may survive one
+    /// that happens before the commit), and the units are packed into as few sled
+    /// values as the frame limits allow. A unit that fits a frame is one sled insert,
+    /// which, unlike a sled batch, does not wait for a flush in progress; a larger unit
+    /// is split into frames written as one sled batch.
+    pub fn write_units(&self, units: Vec<Vec<Draft>>) -> Result<Written> {
+        let mut tip = lock(&self.inner.write);
         if self.inner.failed.load(Ordering::Acquire) {
             return Err(JournalError::Failed);
         }
-        let first = {
+        {
             let live = lock(&self.inner.live);
             if live.closed {
                 return Err(JournalError::Closed);
@@ -569,61 +599,163 @@ impl Journal {
                      appending would write over it and keep the records after it"
                 )));
             }
-            live.last_seq + 1
+        }
+        // Everything is encoded before anything reaches sled: an encoding error refuses
+        // the whole call and leaves nothing behind.
+        let (records, pieces) = pack(*tip + 1, units)?;
+        let mut written = Written {
+            journal: self.clone(),
+            records,
+            committed: false,
         };
-        // The records go in frames (one sled value for up to FRAME_MAX_RECORDS records):
-        // sled's cost is per value, not per byte.
-        let mut batch = sled::Batch::default();
-        let mut records = Vec::with_capacity(drafts.len());
-        let mut frame = codec::FrameWriter::new();
-        for (seq, d) in (first..).zip(drafts) {
-            let rec = Record::from_draft(seq, d);
-            frame.push(seq, &rec)?;
-            records.push(Arc::new(rec));
-            if frame.is_full() {
-                if let Some((k, v)) = std::mem::take(&mut frame).finish() {
-                    batch.insert(&k, v);
+        for piece in pieces {
+            let inserted = match piece {
+                Piece::One(k, v) => self.inner.events.insert(k, v).map(drop),
+                Piece::Atomic(frames) => {
+                    let mut batch = sled::Batch::default();
+                    for (k, v) in frames {
+                        batch.insert(&k, v);
+                    }
+                    self.inner.events.apply_batch(batch)
+                }
+            };
+            if let Err(e) = inserted {
+                // Part of it may reach the disk: nothing more may be written (the
+                // daemon restarts and replays what is durable).
+                written.records.clear();
+                self.fail();
+                return Err(JournalError::io("appending")(e));
+            }
+        }
+        *tip += written.records.len() as u64;
+        Ok(written)
+    }
+
+    /// The second half of an append: makes `batches` (written by [`Journal::write`], in
+    /// the order given, which must be the order written) durable with one flush and
+    /// `fdatasync`, waits until every batch written before them is published, runs
+    /// `before_publish` with them and then hands their records to live subscribers.
+    ///
+    /// An error leaves the journal failed unless it is [`JournalError::Closed`]: the
+    /// batches may or may not be on disk, so nothing more may be written.
+    pub fn commit(
+        &self,
+        batches: &mut [Written],
+        before_publish: impl FnOnce(&[Written]),
+    ) -> Result<()> {
+        let mut expect = None;
+        for b in batches.iter().filter(|b| !b.records.is_empty()) {
+            if b.journal.inner_ptr() != self.inner_ptr() {
+                return Err(self.fail_with(JournalError::Invalid(
+                    "a batch written by another journal was committed here".into(),
+                )));
+            }
+            if expect.is_some_and(|e| e != b.first_seq()) {
+                return Err(self.fail_with(JournalError::Invalid(format!(
+                    "batches committed out of order: expected seq {}, got {}",
+                    expect.unwrap_or_default(),
+                    b.first_seq()
+                ))));
+            }
+            expect = Some(b.last_seq() + 1);
+        }
+        let Some(first) = batches
+            .iter()
+            .find(|b| !b.records.is_empty())
+            .map(Written::first_seq)
+        else {
+            return Ok(());
+        };
+        // From here each batch counts as handled: an error below fails the journal
+        // (or it is closed), so their drop need not fail it.
+        let result = self.commit_inner(batches, first, before_publish);
+        for b in batches.iter_mut() {
+            b.committed = true;
+        }
+        result
+    }
+
+    fn commit_inner(
+        &self,
+        batches: &[Written],
+        first: u64,
+        before_publish: impl FnOnce(&[Written]),
+    ) -> Result<()> {
+        if self.inner.failed.load(Ordering::Acquire) {
+            return Err(JournalError::Failed);
+        }
+        // One flush makes everything written so far durable, other writers' batches
+        // included.
+        if let Err(e) = self.flush() {
+            return Err(self.fail_with(e));
+        }
+        // Our turn: every earlier batch published (their committers publish in order).
+        {
+            let mut live = lock(&self.inner.live);
+            loop {
+                if self.inner.failed.load(Ordering::Acquire) {
+                    return Err(JournalError::Failed);
+                }
+                if live.closed {
+                    return Err(JournalError::Closed);
+                }
+                match (live.last_seq + 1).cmp(&first) {
+                    std::cmp::Ordering::Equal => break,
+                    std::cmp::Ordering::Greater => {
+                        let published = live.last_seq;
+                        drop(live);
+                        return Err(self.fail_with(JournalError::Invalid(format!(
+                            "batch from seq {first} committed after seq {published} was published"
+                        ))));
+                    }
+                    std::cmp::Ordering::Less => {
+                        live = self
+                            .inner
+                            .published
+                            .wait(live)
+                            .unwrap_or_else(|p| p.into_inner());
+                    }
                 }
             }
         }
-        if let Some((k, v)) = frame.finish() {
-            batch.insert(&k, v);
-        }
-        let durable = self
-            .inner
-            .events
-            .apply_batch(batch)
-            .map_err(JournalError::io("appending"))
-            .and_then(|()| self.flush());
-        if let Err(e) = durable {
-            // The batch may or may not be on disk: nothing more may be written, the
-            // daemon restarts and replays what is durable.
-            self.inner.failed.store(true, Ordering::Release);
-            return Err(e);
-        }
+        let count: u64 = batches.iter().map(|b| b.records.len() as u64).sum();
         self.inner.batches.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .appended
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.inner.appended.fetch_add(count, Ordering::Relaxed);
         // The records are durable but not yet published: if `before_publish` panics, the
         // tip stays behind them and a later append would reuse their seqs and overwrite
         // them. Fail the journal instead (restart replays what is durable).
         if let Err(panic) =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before_publish(&records)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before_publish(batches)))
         {
-            self.inner.failed.store(true, Ordering::Release);
+            self.fail();
             std::panic::resume_unwind(panic);
         }
-        self.publish(&records);
-        Ok(records)
+        let mut live = lock(&self.inner.live);
+        for b in batches {
+            if let Some(last) = b.records.last() {
+                live.last_seq = last.seq;
+            }
+            live.subscribers.retain(|sub| sub.send_all(&b.records));
+        }
+        drop(live);
+        self.inner.published.notify_all();
+        Ok(())
     }
 
-    fn publish(&self, records: &[Arc<Record>]) {
-        let mut live = lock(&self.inner.live);
-        if let Some(last) = records.last() {
-            live.last_seq = last.seq;
-        }
-        live.subscribers.retain(|sub| sub.send_all(records));
+    fn inner_ptr(&self) -> *const Inner {
+        Arc::as_ptr(&self.inner)
+    }
+
+    /// Marks the journal failed (nothing more is written) and wakes waiting commits.
+    fn fail(&self) {
+        self.inner.failed.store(true, Ordering::Release);
+        let _live = lock(&self.inner.live);
+        self.inner.published.notify_all();
+    }
+
+    fn fail_with(&self, e: JournalError) -> JournalError {
+        self.fail();
+        e
     }
 
     fn flush(&self) -> Result<()> {
@@ -884,6 +1016,7 @@ impl Journal {
             live.closed = true;
             live.subscribers.clear();
         }
+        self.inner.published.notify_all();
         self.flush()
     }
 
@@ -1060,5 +1193,131 @@ impl Iterator for Iter {
             self.done = true;
         }
         item
+    }
+}
+
+/// What one call of [`Journal::write_units`] stores: frames, each its own sled value.
+enum Piece {
+    /// A frame of whole units.
+    One([u8; 8], Vec<u8>),
+    /// The frames of one unit too large for a frame, written together.
+    Atomic(Vec<([u8; 8], Vec<u8>)>),
+}
+
+/// Gives the units' drafts sequence numbers from `first` and packs them into frames:
+/// whole units per frame up to the frame limits; a unit larger than a frame alone is
+/// split into frames that must be written atomically.
+fn pack(first: u64, units: Vec<Vec<Draft>>) -> Result<(Vec<Arc<Record>>, Vec<Piece>)> {
+    let mut records = Vec::with_capacity(units.iter().map(Vec::len).sum());
+    let mut pieces = Vec::new();
+    let mut frame = codec::FrameWriter::new();
+    let mut seq = first;
+    for unit in units {
+        if unit.is_empty() {
+            continue;
+        }
+        let recs: Vec<Record> = unit
+            .into_iter()
+            .map(|d| {
+                let r = Record::from_draft(seq, d);
+                seq += 1;
+                r
+            })
+            .collect();
+        let mark = frame.mark();
+        for r in &recs {
+            frame.push(r.seq, r)?;
+        }
+        if frame.is_over() {
+            if mark.count() > 0 {
+                // Close the frame before this unit and start the unit in a new one.
+                frame.rollback(mark);
+                pieces.extend(
+                    std::mem::take(&mut frame)
+                        .finish()
+                        .map(|(k, v)| Piece::One(k, v)),
+                );
+                for r in &recs {
+                    frame.push(r.seq, r)?;
+                }
+            }
+            if frame.is_over() {
+                // The unit alone is larger than a frame.
+                let mut parts = Vec::new();
+                let mut split = codec::FrameWriter::new();
+                for r in &recs {
+                    split.push(r.seq, r)?;
+                    if split.is_full() {
+                        parts.extend(std::mem::take(&mut split).finish());
+                    }
+                }
+                parts.extend(split.finish());
+                pieces.push(Piece::Atomic(parts));
+                frame = codec::FrameWriter::new();
+            }
+        }
+        records.extend(recs.into_iter().map(Arc::new));
+    }
+    pieces.extend(frame.finish().map(|(k, v)| Piece::One(k, v)));
+    Ok((records, pieces))
+}
+
+/// Records written by [`Journal::write`], waiting for [`Journal::commit`].
+#[must_use = "written records must be committed, or the journal fails"]
+pub struct Written {
+    journal: Journal,
+    records: Vec<Arc<Record>>,
+    committed: bool,
+}
+
+impl Written {
+    /// The records, with their sequence numbers.
+    pub fn records(&self) -> &[Arc<Record>] {
+        &self.records
+    }
+
+    /// The records (taking them from a batch not yet committed fails the journal, as
+    /// dropping it does).
+    pub fn into_records(mut self) -> Vec<Arc<Record>> {
+        self.abandon_check();
+        self.committed = true;
+        std::mem::take(&mut self.records)
+    }
+
+    fn abandon_check(&self) {
+        if !self.committed && !self.records.is_empty() {
+            tracing::error!(
+                first = self.first_seq(),
+                last = self.last_seq(),
+                "journal: written records dropped without a commit; failing the journal"
+            );
+            self.journal.fail();
+        }
+    }
+
+    /// The first sequence number (0 when empty).
+    pub fn first_seq(&self) -> u64 {
+        self.records.first().map_or(0, |r| r.seq)
+    }
+
+    /// The last sequence number (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.records.last().map_or(0, |r| r.seq)
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when no record was written.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        self.abandon_check();
     }
 }

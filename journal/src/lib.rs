@@ -10,7 +10,9 @@
 //!   CRC-32 over its seq and body) and single values (format 1: checkpoints, and
 //!   records written by earlier versions, still read); bodies are encoded with
 //!   `rmp_serde::to_vec_named`.
-//! - [`journal`]: [`Journal`] — `open`, `append_batch` (durable before it returns),
+//! - [`journal`]: [`Journal`] — `open`, `append_batch` (durable before it returns, or
+//!   in two halves: `write` then `commit`, so a writer can prepare the next batch while
+//!   one is being made durable and make several durable with one flush),
 //!   `read_from`, `iter_from`, `checkpoint` / `latest_checkpoint`, `verify`, `stats`.
 //! - [`subscribe`]: [`Subscription`] — `subscribe_from(seq)`: catch-up from disk, then
 //!   live, with no gap and no duplicate at the switch; a subscriber that cannot keep up
@@ -33,7 +35,7 @@ pub mod subscribe;
 pub use error::JournalError;
 pub use journal::{
     CheckpointInfo, Cut, Journal, JournalStats, OpenOptions, OpenReport, Problem, Replay,
-    VerifyReport,
+    VerifyReport, Written,
 };
 pub use record::{Checkpoint, Draft, Record, RecordRef, StreamRef, StreamRefRef};
 pub use subscribe::{SubEvent, Subscription};

@@ -1,7 +1,10 @@
 //! Crash test: a child process (this test binary, re-executed) appends in a loop and
 //! prints every acknowledged seq; the parent SIGKILLs it at a random moment, reopens the
 //! journal and checks that nothing acknowledged was lost and nothing wrong was kept.
-//! Rounds accumulate on one directory, so every round continues the journal.
+//! Rounds accumulate on one directory, so every round continues the journal. Half of
+//! the child's appends go as the daemon's writer makes them: several appends written
+//! together (`write_units`, some larger than a frame) and committed with one flush; each
+//! of them must survive whole or not at all.
 #![cfg(unix)]
 
 mod common;
@@ -42,11 +45,35 @@ fn crash_child() {
     out.flush().unwrap();
     loop {
         let first = j.last_seq() + 1;
-        let n = rng.range(1, 9);
-        let drafts = (first..first + n).map(draft_for).collect();
-        let recs = j.append_batch(drafts).expect("child: append");
-        let last = recs.last().unwrap().seq;
-        assert_eq!(last, first + n - 1);
+        let last = if rng.chance(2) {
+            let n = rng.range(1, 9);
+            let drafts = (first..first + n).map(draft_for).collect();
+            let recs = j.append_batch(drafts).expect("child: append");
+            recs.last().unwrap().seq
+        } else {
+            // As the daemon's writer: several appends (units) written at once, some
+            // larger than a frame, then one commit. Each unit must survive whole or
+            // not at all: the parent is told the units before they are written.
+            let mut units = Vec::new();
+            let mut plan = Vec::new();
+            let mut next = first;
+            for _ in 0..rng.range(1, 6) {
+                let n = if rng.chance(8) {
+                    rng.range(100, 300)
+                } else {
+                    rng.range(1, 9)
+                };
+                units.push((next..next + n).map(draft_for).collect::<Vec<_>>());
+                plan.push(format!("{next}-{}", next + n - 1));
+                next += n;
+            }
+            writeln!(out, "{MARK}UNITS {}", plan.join(",")).unwrap();
+            out.flush().unwrap();
+            let mut written = [j.write_units(units).expect("child: write")];
+            j.commit(&mut written, |_| {}).expect("child: commit");
+            let [written] = written;
+            written.into_records().last().unwrap().seq
+        };
         writeln!(out, "{MARK}ACK {last}").unwrap();
         out.flush().unwrap();
         if rng.chance(10) {
@@ -76,6 +103,8 @@ fn crash_and_recover() {
     // one after a crash is at least this.
     let mut highest_cp = 0u64;
     let mut total_acks = 0usize;
+    // Appends larger than a frame (written as several frames in one sled batch).
+    let mut large_units = 0usize;
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
@@ -130,7 +159,16 @@ fn crash_and_recover() {
             Some(9),
             "round {round}: child ended by itself: {status:?}\n{child_stderr}"
         );
+        let mut units: Vec<(u64, u64)> = Vec::new();
         for line in rx.try_iter() {
+            if let Some(plan) = message(&line).and_then(|m| m.strip_prefix("UNITS ")) {
+                for u in plan.split(',') {
+                    let (a, b) = u.split_once('-').unwrap();
+                    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+                    large_units += usize::from(b - a >= 128);
+                    units.push((a, b));
+                }
+            }
             if let Some(n) = message(&line).and_then(|m| m.strip_prefix("CP ")) {
                 highest_cp = highest_cp.max(n.parse().unwrap());
             }
@@ -152,6 +190,12 @@ fn crash_and_recover() {
         );
         let n = j.last_seq();
         assert_eq!(report.last_seq, n);
+        for &(a, b) in &units {
+            assert!(
+                n < a || n >= b,
+                "round {round}: the journal ends at {n}, inside the append {a}..={b}"
+            );
+        }
         assert!(
             n >= highest_ack,
             "round {round}: journal holds 1..={n} but {highest_ack} was acknowledged"
@@ -206,4 +250,5 @@ fn crash_and_recover() {
     }
     eprintln!("crash: {ROUNDS} rounds, {total_acks} acknowledged batches, {highest_ack} records");
     assert!(total_acks > 0, "the child never acknowledged anything");
+    assert!(large_units > 0, "no append larger than a frame was tried");
 }

@@ -316,3 +316,135 @@ fn reopen_right_after_drop_in_the_same_process() {
         drop(j);
     }
 }
+
+#[test]
+fn written_records_are_invisible_until_committed_and_one_commit_makes_several_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
+        append_derived(&j, 2, 2);
+        let a = j.write(vec![draft_for(3), draft_for(4)]).unwrap();
+        let b = j.write(vec![draft_for(5)]).unwrap();
+        assert_eq!((a.first_seq(), a.last_seq(), b.first_seq()), (3, 4, 5));
+        // Written, not committed: readers and the tip stop before them.
+        assert_eq!(j.last_seq(), 2);
+        assert_eq!(j.read_from(1, 100).unwrap().len(), 2);
+        assert_eq!(j.iter_from(3).count(), 0);
+        let before = j.stats().unwrap().batches_since_open;
+        let mut batches = [a, b];
+        let mut seen = Vec::new();
+        j.commit(&mut batches, |bs| {
+            assert_eq!(j.last_seq(), 2, "not published before the callback");
+            seen.extend(bs.iter().flat_map(|b| b.records().iter().map(|r| r.seq)));
+        })
+        .unwrap();
+        assert_eq!(seen, vec![3, 4, 5]);
+        assert_eq!(j.last_seq(), 5);
+        let stats = j.stats().unwrap();
+        assert_eq!(stats.batches_since_open - before, 1, "one flush for both");
+        let [a, b] = batches;
+        assert_eq!(a.into_records().len() + b.into_records().len(), 3);
+        // The next append follows them.
+        assert_eq!(j.append_batch(vec![draft_for(6)]).unwrap()[0].seq, 6);
+    }
+    let (j, report) = Journal::open(dir.path(), small_opts()).unwrap();
+    assert_eq!(report.last_seq, 6);
+    let all: Vec<_> = j.iter_from(1).collect::<Result<_, _>>().unwrap();
+    assert_eq!(all.len(), 6);
+    all.iter().for_each(check_derived);
+}
+
+#[test]
+fn a_commit_waits_for_the_batches_written_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
+    let a = j.write(vec![draft_for(1)]).unwrap();
+    let b = j.write(vec![draft_for(2), draft_for(3)]).unwrap();
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // b's committer starts first: it must wait until a is published.
+    let later = {
+        let (j, order) = (j.clone(), order.clone());
+        std::thread::spawn(move || {
+            let mut b = [b];
+            j.commit(&mut b, |bs| {
+                order.lock().unwrap().push(bs[0].first_seq());
+                assert_eq!(j.last_seq(), 1, "a is published before b's callback");
+            })
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!later.is_finished(), "b committed before a");
+    assert_eq!(j.last_seq(), 0);
+    let mut a = [a];
+    j.commit(&mut a, |bs| order.lock().unwrap().push(bs[0].first_seq()))
+        .unwrap();
+    later.join().unwrap().unwrap();
+    assert_eq!(*order.lock().unwrap(), vec![1, 2]);
+    assert_eq!(j.last_seq(), 3);
+}
+
+#[test]
+fn written_batches_out_of_order_or_dropped_fail_the_journal() {
+    // Out of order in one commit.
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
+    let a = j.write(vec![draft_for(1)]).unwrap();
+    let b = j.write(vec![draft_for(2)]).unwrap();
+    let mut wrong = [b, a];
+    let r = j.commit(&mut wrong, |_| panic!("never applied"));
+    assert!(matches!(r, Err(JournalError::Invalid(_))), "{r:?}");
+    assert!(matches!(
+        j.append_batch(vec![draft_for(3)]),
+        Err(JournalError::Failed)
+    ));
+    assert_eq!(j.last_seq(), 0);
+    drop(wrong);
+
+    // Dropped without a commit: its records could reach the disk unpublished, so
+    // nothing more may be written; a waiting commit is woken with the failure.
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
+    append_derived(&j, 1, 1);
+    let lost = j.write(vec![draft_for(2)]).unwrap();
+    let next = j.write(vec![draft_for(3)]).unwrap();
+    let waiter = {
+        let j = j.clone();
+        std::thread::spawn(move || {
+            let mut next = [next];
+            j.commit(&mut next, |_| panic!("never applied"))
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    drop(lost);
+    let r = waiter.join().unwrap();
+    assert!(matches!(r, Err(JournalError::Failed)), "{r:?}");
+    assert!(matches!(
+        j.write(vec![draft_for(4)]),
+        Err(JournalError::Failed)
+    ));
+    assert_eq!(j.last_seq(), 1);
+}
+
+#[test]
+fn concurrent_append_batches_stay_contiguous_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
+    let applied = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (j, applied) = (j.clone(), applied.clone());
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    j.append_batch_then(vec![draft_for(1), draft_for(2)], |recs| {
+                        applied.lock().unwrap().extend(recs.iter().map(|r| r.seq));
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(*applied.lock().unwrap(), (1..=400).collect::<Vec<u64>>());
+    assert_eq!(j.last_seq(), 400);
+    assert_eq!(j.iter_from(1).count(), 400);
+}
