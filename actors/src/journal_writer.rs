@@ -289,27 +289,38 @@ fn commit_group(
     config: &WriterConfig,
 ) {
     let at = Utc::now();
-    let drafts: Vec<Draft> = group
+    // One unit per request: each request's events stay atomic on disk, and the units
+    // share frames (sled values) up to the frame limits.
+    let units: Vec<Vec<Draft>> = group
         .iter()
-        .flat_map(|(events, _)| events.iter())
-        .map(|e| {
-            let (kind, id) = e.stream();
-            Draft {
-                at,
-                namespace: e.namespace().to_string(),
-                stream: StreamRef::new(kind.as_str(), id),
-                topic: e.topic().to_string(),
-                schema: e.schema(),
-                payload: e.encode_payload(),
-            }
+        .map(|(events, _)| {
+            events
+                .iter()
+                .map(|e| {
+                    let (kind, id) = e.stream();
+                    Draft {
+                        at,
+                        namespace: e.namespace().to_string(),
+                        stream: StreamRef::new(kind.as_str(), id),
+                        topic: e.topic().to_string(),
+                        schema: e.schema(),
+                        payload: e.encode_payload(),
+                    }
+                })
+                .collect()
         })
         .collect();
-    let result = journal.append_batch_then(drafts, |records| {
-        let mut s = state.write();
-        let events = group.iter().flat_map(|(events, _)| events.iter());
-        for (record, event) in records.iter().zip(events) {
-            s.apply_at(record.seq, event);
-        }
+    let result = journal.write_units(units).and_then(|written| {
+        let mut written = [written];
+        journal.commit(&mut written, |batches| {
+            let mut s = state.write();
+            let events = group.iter().flat_map(|(events, _)| events.iter());
+            for (record, event) in batches[0].records().iter().zip(events) {
+                s.apply_at(record.seq, event);
+            }
+        })?;
+        let [written] = written;
+        Ok(written.into_records())
     });
     match result {
         Ok(records) => {
