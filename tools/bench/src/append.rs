@@ -3,12 +3,17 @@
 //! Baseline: one thread calls `Journal::append_batch` with one event per call, so every
 //! event pays its own fsync. Then the group-commit writer (`WriterHandle`, with the
 //! daemon's default `WriterConfig`) with 1, 8 and 64 threads, each calling
-//! `append_blocking(vec![one event])` in a loop. Each phase has a fresh journal.
+//! `append_blocking(vec![one event])` in a loop; then with 1, 8 and 64 tasks on one
+//! actix arbiter, each awaiting `append(vec![one event])` in a loop (berthd runs all its
+//! actors on the actix `System` arbiter, so this is how its appends arrive). Each phase
+//! has a fresh journal.
 //!
-//! The group size is measured exactly, without help from the library: the writer stamps
-//! every record of one group commit with the same `at` (one `Utc::now()` per group), and
-//! consecutive groups are separated by an fsync, so runs of equal `at` in the journal are
-//! the groups.
+//! Group sizes, counted two ways: the journal's own counter of durable commits (one
+//! flush + fdatasync each, `JournalStats::batches_since_open`) gives events per fsync;
+//! and, without help from the library, the writer stamps every record of one group with
+//! the same `at` (one `Utc::now()` per group), so runs of equal `at` in the journal are
+//! the groups it took at once (with the largest). The two agree when each group is one
+//! commit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -41,6 +46,10 @@ pub struct Args {
     /// the most writers: what group commit could reach without its thread hand-offs)
     #[arg(long)]
     no_ceiling: bool,
+    /// Writers of the phases where they are tasks on one actix arbiter (as berthd's
+    /// actors are), calling `WriterHandle::append(..).await`
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 8, 64])]
+    actors: Vec<usize>,
 }
 
 /// When a phase stops: a deadline, an event budget, or both.
@@ -86,6 +95,9 @@ struct Phase {
     elapsed: Duration,
     /// Append latencies in microseconds, sorted.
     latencies_us: Vec<u64>,
+    /// Durable commits (one flush + fdatasync each).
+    fsyncs: u64,
+    /// Groups the writer took at once (runs of equal `at`), and the largest.
     groups: u64,
     max_group: u64,
 }
@@ -101,6 +113,15 @@ impl Phase {
             0.0
         } else {
             self.events as f64 / self.groups as f64
+        }
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn per_fsync(&self) -> f64 {
+        if self.fsyncs == 0 {
+            0.0
+        } else {
+            self.events as f64 / self.fsyncs as f64
         }
     }
 }
@@ -174,6 +195,7 @@ fn direct(limit: &Limit, per_call: usize) -> anyhow::Result<(Phase, tempfile::Te
     };
     latencies.sort_unstable();
     let (groups, max_group) = count_groups(&journal)?;
+    let fsyncs = journal.stats()?.batches_since_open;
     journal.close()?;
     Ok((
         Phase {
@@ -192,6 +214,7 @@ fn direct(limit: &Limit, per_call: usize) -> anyhow::Result<(Phase, tempfile::Te
             events: i,
             elapsed,
             latencies_us: latencies,
+            fsyncs,
             groups,
             max_group,
         },
@@ -248,13 +271,14 @@ fn group_commit(writers: usize, limit: Arc<Limit>) -> anyhow::Result<(Phase, tem
     // The writer and checkpoint threads are new in this phase: their totals are its.
     let cpu = CpuUse {
         process: cpu::process() - cpu0,
-        writer_thread: cpu::threads("berth-journal"),
+        writer_thread: cpu::threads("berth-journal-w"),
         checkpoint_thread: cpu::threads("berth-checkpoin"),
     };
     drop(handle); // the writer thread ends once every handle is gone
     latencies.sort_unstable();
     let events = latencies.len() as u64;
     let (groups, max_group) = count_groups(&journal)?;
+    let fsyncs = journal.stats()?.batches_since_open;
     Ok((
         Phase {
             name: format!(
@@ -267,6 +291,86 @@ fn group_commit(writers: usize, limit: Arc<Limit>) -> anyhow::Result<(Phase, tem
             events,
             elapsed,
             latencies_us: latencies,
+            fsyncs,
+            groups,
+            max_group,
+        },
+        dir,
+    ))
+}
+
+/// Group commit as berthd's actors use it: `writers` tasks on one actix arbiter (berthd
+/// runs all its actors on the actix `System` arbiter, one thread), each awaiting
+/// `WriterHandle::append(vec![one event])` in a loop.
+fn group_commit_actors(
+    writers: usize,
+    limit: Arc<Limit>,
+) -> anyhow::Result<(Phase, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let journal = open_fresh(&dir)?;
+    let handle = WriterHandle::spawn(
+        journal.clone(),
+        SharedState::new(State::new()),
+        WriterConfig::default(),
+    );
+    let cpu0 = cpu::process();
+    let started = Instant::now();
+    let latencies = actix::System::new().block_on(async {
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let handle = handle.clone();
+                let limit = limit.clone();
+                actix::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut i = 0u64;
+                    while limit.claim(started) {
+                        let e = writer_event(w, i);
+                        let t = Instant::now();
+                        handle
+                            .append(vec![e])
+                            .await
+                            .map_err(|e| anyhow::anyhow!("append failed: {e}"))?;
+                        latencies.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+                        i += 1;
+                    }
+                    anyhow::Ok(latencies)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(
+                t.await
+                    .map_err(|_| anyhow::anyhow!("a writer task panicked"))??,
+            );
+        }
+        anyhow::Ok(all)
+    })?;
+    let elapsed = started.elapsed();
+    let cpu = CpuUse {
+        process: cpu::process() - cpu0,
+        writer_thread: cpu::threads("berth-journal-w"),
+        checkpoint_thread: cpu::threads("berth-checkpoin"),
+    };
+    drop(handle);
+    let mut latencies = latencies;
+    latencies.sort_unstable();
+    let events = latencies.len() as u64;
+    let (groups, max_group) = count_groups(&journal)?;
+    let fsyncs = journal.stats()?.batches_since_open;
+    Ok((
+        Phase {
+            name: format!(
+                "group commit (WriterHandle::append().await), {writers} writer{} as tasks on one actix arbiter (berthd's actors)",
+                if writers == 1 { "" } else { "s" }
+            ),
+            mode: "group_commit_actors",
+            cpu,
+            writers,
+            events,
+            elapsed,
+            latencies_us: latencies,
+            fsyncs,
             groups,
             max_group,
         },
@@ -341,6 +445,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         phases.push(p);
         dirs.push(d);
     }
+    for &w in &args.actors {
+        let (p, d) = group_commit_actors(w.max(1), new_limit())?;
+        report(&p, Some(base));
+        phases.push(p);
+        dirs.push(d);
+    }
     let widest = args.writers.iter().copied().max().unwrap_or(1);
     if widest > 1 && !args.no_ceiling {
         let (p, d) = direct(&new_limit(), widest)?;
@@ -379,9 +489,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "seconds": r2(p.elapsed.as_secs_f64()),
             "events_per_s": r2(p.eps()),
             "ratio_vs_baseline": r2(ratio(p)),
-            "fsync_groups": p.groups,
-            "mean_group_size": r2(p.mean_group()),
-            "max_group_size": p.max_group,
+            "fsyncs": p.fsyncs,
+            "events_per_fsync": r2(p.per_fsync()),
+            "write_groups": p.groups,
+            "mean_write_group": r2(p.mean_group()),
+            "max_write_group": p.max_group,
             "cpu_s": {
                 "process": r2(p.cpu.process),
                 "writer_thread": r2(p.cpu.writer_thread),
@@ -412,7 +524,9 @@ fn report(p: &Phase, base: Option<f64>) {
         }
     );
     println!(
-        "    group commits: {} (mean {:.1} events per fsync, max {}); append latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "    fsyncs: {} (mean {:.1} events per fsync); groups the writer took: {} (mean {:.1}, max {}); append latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        thousands(p.fsyncs),
+        p.per_fsync(),
         thousands(p.groups),
         p.mean_group(),
         p.max_group,
@@ -422,7 +536,7 @@ fn report(p: &Phase, base: Option<f64>) {
     );
     let wall = p.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "    CPU: process {:.0}% of one core (writer thread {:.0}%, checkpoint thread {:.0}%, the rest: appending threads and the kernel on their behalf)",
+        "    CPU: process {:.0}% of one core (writer thread {:.0}%, checkpoint thread {:.0}%, the rest: appending threads, sled's IO threads and the kernel on their behalf)",
         100.0 * p.cpu.process / wall,
         100.0 * p.cpu.writer_thread / wall,
         100.0 * p.cpu.checkpoint_thread / wall,
