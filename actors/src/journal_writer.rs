@@ -281,6 +281,19 @@ fn writer_loop(
     tracing::debug!("journal writer stopped");
 }
 
+/// The journal draft of an event, as the writer stores it (`at`: the group's time).
+pub fn draft(e: &Event, at: chrono::DateTime<Utc>) -> Draft {
+    let (kind, id) = e.stream();
+    Draft {
+        at,
+        namespace: e.namespace().to_string(),
+        stream: StreamRef::new(kind.as_str(), id),
+        topic: e.topic().to_string(),
+        schema: e.schema(),
+        payload: e.encode_payload(),
+    }
+}
+
 fn commit_group(
     journal: &Journal,
     state: &SharedState,
@@ -293,22 +306,7 @@ fn commit_group(
     // share frames (sled values) up to the frame limits.
     let units: Vec<Vec<Draft>> = group
         .iter()
-        .map(|(events, _)| {
-            events
-                .iter()
-                .map(|e| {
-                    let (kind, id) = e.stream();
-                    Draft {
-                        at,
-                        namespace: e.namespace().to_string(),
-                        stream: StreamRef::new(kind.as_str(), id),
-                        topic: e.topic().to_string(),
-                        schema: e.schema(),
-                        payload: e.encode_payload(),
-                    }
-                })
-                .collect()
-        })
+        .map(|(events, _)| events.iter().map(|e| draft(e, at)).collect())
         .collect();
     let result = journal.write_units(units).and_then(|written| {
         let mut written = [written];

@@ -4,7 +4,7 @@
 mod common;
 
 use berth_journal::{Journal, JournalError};
-use common::{append_derived, check_derived, draft_for, small_opts};
+use common::{append_derived, assert_holds_derived, draft_for, small_opts};
 
 #[test]
 fn empty_batch_is_a_noop() {
@@ -21,12 +21,7 @@ fn empty_batch_is_a_noop() {
     let recs = j.append_batch(vec![draft_for(6)]).unwrap();
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].seq, 6);
-    let all: Vec<_> = j.iter_from(1).collect::<Result<_, _>>().unwrap();
-    assert_eq!(
-        all.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        (1..=6).collect::<Vec<_>>()
-    );
-    all.iter().for_each(check_derived);
+    assert_holds_derived(&j, 6);
 }
 
 #[test]
@@ -235,9 +230,7 @@ fn panic_before_publish_fails_the_journal_instead_of_reusing_seqs() {
     // A restart replays what is durable: the batch is there, unchanged.
     let (j, report) = Journal::open(dir.path(), small_opts()).unwrap();
     assert_eq!(report.last_seq, 5);
-    let all: Vec<_> = j.iter_from(1).collect::<Result<_, _>>().unwrap();
-    assert_eq!(all.len(), 5);
-    all.iter().for_each(check_derived);
+    assert_holds_derived(&j, 5);
 }
 
 #[test]
@@ -295,9 +288,7 @@ fn unencodable_draft_fails_the_batch_without_writing() {
     assert_eq!(j.last_seq(), 2);
     assert_eq!(j.stats().unwrap().records, 2);
     assert_eq!(j.append_batch(vec![draft_for(3)]).unwrap()[0].seq, 3);
-    let all: Vec<_> = j.iter_from(1).collect::<Result<_, _>>().unwrap();
-    assert_eq!(all.len(), 3);
-    all.iter().for_each(check_derived);
+    assert_holds_derived(&j, 3);
 }
 
 #[test]
@@ -349,9 +340,7 @@ fn written_records_are_invisible_until_committed_and_one_commit_makes_several_du
     }
     let (j, report) = Journal::open(dir.path(), small_opts()).unwrap();
     assert_eq!(report.last_seq, 6);
-    let all: Vec<_> = j.iter_from(1).collect::<Result<_, _>>().unwrap();
-    assert_eq!(all.len(), 6);
-    all.iter().for_each(check_derived);
+    assert_holds_derived(&j, 6);
 }
 
 #[test]

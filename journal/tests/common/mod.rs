@@ -113,3 +113,16 @@ pub fn small_opts() -> OpenOptions {
         ..OpenOptions::default()
     }
 }
+
+/// Asserts the journal holds exactly the derived records 1..=n, in order.
+pub fn assert_holds_derived(j: &Journal, n: u64) {
+    let all: Vec<_> = j
+        .iter_from(1)
+        .collect::<Result<_, _>>()
+        .expect("reading the journal");
+    assert_eq!(
+        all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=n).collect::<Vec<_>>()
+    );
+    all.iter().for_each(check_derived);
+}

@@ -107,21 +107,22 @@ impl Phase {
         per_sec(self.events, self.elapsed)
     }
 
-    #[allow(clippy::cast_precision_loss)]
+    /// Events per group the writer took.
     fn mean_group(&self) -> f64 {
-        if self.groups == 0 {
-            0.0
-        } else {
-            self.events as f64 / self.groups as f64
-        }
+        self.events_per(self.groups)
+    }
+
+    /// Events per durable commit.
+    fn per_fsync(&self) -> f64 {
+        self.events_per(self.fsyncs)
     }
 
     #[allow(clippy::cast_precision_loss)]
-    fn per_fsync(&self) -> f64 {
-        if self.fsyncs == 0 {
+    fn events_per(&self, n: u64) -> f64 {
+        if n == 0 {
             0.0
         } else {
-            self.events as f64 / self.fsyncs as f64
+            self.events as f64 / n as f64
         }
     }
 }
@@ -185,7 +186,7 @@ fn direct(limit: &Limit, per_call: usize) -> anyhow::Result<(Phase, tempfile::Te
         let drafts = (i..i + n).map(|k| draft(&writer_event(0, k), at)).collect();
         let t = Instant::now();
         journal.append_batch(drafts)?;
-        latencies.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+        latencies.push(micros_since(t));
         i += n;
     }
     let elapsed = started.elapsed();
@@ -222,7 +223,8 @@ fn direct(limit: &Limit, per_call: usize) -> anyhow::Result<(Phase, tempfile::Te
     ))
 }
 
-fn group_commit(writers: usize, limit: Arc<Limit>) -> anyhow::Result<(Phase, tempfile::TempDir)> {
+/// A fresh journal with the daemon's writer over it (default `WriterConfig`).
+fn fresh_writer() -> anyhow::Result<(tempfile::TempDir, Journal, WriterHandle)> {
     let dir = tempfile::tempdir()?;
     let journal = open_fresh(&dir)?;
     let handle = WriterHandle::spawn(
@@ -230,6 +232,24 @@ fn group_commit(writers: usize, limit: Arc<Limit>) -> anyhow::Result<(Phase, tem
         SharedState::new(State::new()),
         WriterConfig::default(),
     );
+    Ok((dir, journal, handle))
+}
+
+/// Microseconds since `t`.
+fn micros_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A phase's name: `how` the writers append, and how many there are.
+fn phase_name(how: &str, writers: usize, what: &str) -> String {
+    format!(
+        "group commit ({how}), {writers} writer{}{what}",
+        if writers == 1 { "" } else { "s" }
+    )
+}
+
+fn group_commit(writers: usize, limit: Arc<Limit>) -> anyhow::Result<(Phase, tempfile::TempDir)> {
+    let (dir, journal, handle) = fresh_writer()?;
     let barrier = Arc::new(Barrier::new(writers + 1));
     let mut threads = Vec::with_capacity(writers);
     for w in 0..writers {
@@ -250,7 +270,7 @@ fn group_commit(writers: usize, limit: Arc<Limit>) -> anyhow::Result<(Phase, tem
                         handle
                             .append_blocking(vec![e])
                             .map_err(|e| anyhow::anyhow!("append failed: {e}"))?;
-                        latencies.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+                        latencies.push(micros_since(t));
                         i += 1;
                     }
                     Ok(latencies)
@@ -267,36 +287,52 @@ fn group_commit(writers: usize, limit: Arc<Limit>) -> anyhow::Result<(Phase, tem
             .map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
         latencies.extend(l);
     }
-    let elapsed = started.elapsed();
-    // The writer and checkpoint threads are new in this phase: their totals are its.
-    let cpu = CpuUse {
-        process: cpu::process() - cpu0,
-        writer_thread: cpu::threads("berth-journal-w"),
-        checkpoint_thread: cpu::threads("berth-checkpoin"),
+    let name = phase_name("WriterHandle::append_blocking", writers, "");
+    let end = PhaseEnd {
+        started,
+        cpu0,
+        journal,
+        handle,
+        latencies,
     };
-    drop(handle); // the writer thread ends once every handle is gone
-    latencies.sort_unstable();
-    let events = latencies.len() as u64;
-    let (groups, max_group) = count_groups(&journal)?;
-    let fsyncs = journal.stats()?.batches_since_open;
-    Ok((
-        Phase {
-            name: format!(
-                "group commit (WriterHandle::append_blocking), {writers} writer{}",
-                if writers == 1 { "" } else { "s" }
-            ),
-            mode: "group_commit",
+    Ok((end.finish(name, "group_commit", writers)?, dir))
+}
+
+/// What a group-commit phase hands over when its writers are done.
+struct PhaseEnd {
+    started: Instant,
+    cpu0: f64,
+    journal: Journal,
+    handle: WriterHandle,
+    latencies: Vec<u64>,
+}
+
+impl PhaseEnd {
+    fn finish(self, name: String, mode: &'static str, writers: usize) -> anyhow::Result<Phase> {
+        let elapsed = self.started.elapsed();
+        // The writer and checkpoint threads are new in this phase: their totals are its.
+        let cpu = CpuUse {
+            process: cpu::process() - self.cpu0,
+            writer_thread: cpu::threads("berth-journal-w"),
+            checkpoint_thread: cpu::threads("berth-checkpoin"),
+        };
+        drop(self.handle); // the writer thread ends once every handle is gone
+        let mut latencies = self.latencies;
+        latencies.sort_unstable();
+        let (groups, max_group) = count_groups(&self.journal)?;
+        Ok(Phase {
+            name,
+            mode,
             cpu,
             writers,
-            events,
+            events: latencies.len() as u64,
             elapsed,
             latencies_us: latencies,
-            fsyncs,
+            fsyncs: self.journal.stats()?.batches_since_open,
             groups,
             max_group,
-        },
-        dir,
-    ))
+        })
+    }
 }
 
 /// Group commit as berthd's actors use it: `writers` tasks on one actix arbiter (berthd
@@ -306,13 +342,7 @@ fn group_commit_actors(
     writers: usize,
     limit: Arc<Limit>,
 ) -> anyhow::Result<(Phase, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
-    let journal = open_fresh(&dir)?;
-    let handle = WriterHandle::spawn(
-        journal.clone(),
-        SharedState::new(State::new()),
-        WriterConfig::default(),
-    );
+    let (dir, journal, handle) = fresh_writer()?;
     let cpu0 = cpu::process();
     let started = Instant::now();
     let latencies = actix::System::new().block_on(async {
@@ -330,7 +360,7 @@ fn group_commit_actors(
                             .append(vec![e])
                             .await
                             .map_err(|e| anyhow::anyhow!("append failed: {e}"))?;
-                        latencies.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+                        latencies.push(micros_since(t));
                         i += 1;
                     }
                     anyhow::Ok(latencies)
@@ -346,36 +376,19 @@ fn group_commit_actors(
         }
         anyhow::Ok(all)
     })?;
-    let elapsed = started.elapsed();
-    let cpu = CpuUse {
-        process: cpu::process() - cpu0,
-        writer_thread: cpu::threads("berth-journal-w"),
-        checkpoint_thread: cpu::threads("berth-checkpoin"),
+    let name = phase_name(
+        "WriterHandle::append().await",
+        writers,
+        " as tasks on one actix arbiter (berthd's actors)",
+    );
+    let end = PhaseEnd {
+        started,
+        cpu0,
+        journal,
+        handle,
+        latencies,
     };
-    drop(handle);
-    let mut latencies = latencies;
-    latencies.sort_unstable();
-    let events = latencies.len() as u64;
-    let (groups, max_group) = count_groups(&journal)?;
-    let fsyncs = journal.stats()?.batches_since_open;
-    Ok((
-        Phase {
-            name: format!(
-                "group commit (WriterHandle::append().await), {writers} writer{} as tasks on one actix arbiter (berthd's actors)",
-                if writers == 1 { "" } else { "s" }
-            ),
-            mode: "group_commit_actors",
-            cpu,
-            writers,
-            events,
-            elapsed,
-            latencies_us: latencies,
-            fsyncs,
-            groups,
-            max_group,
-        },
-        dir,
-    ))
+    Ok((end.finish(name, "group_commit_actors", writers)?, dir))
 }
 
 /// The disk's own flush cost: 4 KiB written then `fdatasync`, repeated for up to a

@@ -5,7 +5,7 @@ use std::time::Duration;
 use berth_engine::event::{NamespaceCreated, NamespaceDeleted};
 use berth_engine::ids::{Labels, NamespaceName};
 use berth_engine::Event;
-use berth_journal::{Draft, StreamRef};
+use berth_journal::Draft;
 use chrono::{DateTime, Utc};
 
 /// A namespace name known to be valid.
@@ -41,17 +41,9 @@ pub fn writer_event(w: usize, i: u64) -> Event {
     }
 }
 
-/// The journal draft of an event, exactly as the journal writer builds it.
+/// The journal draft of an event, as the journal writer builds it.
 pub fn draft(e: &Event, at: DateTime<Utc>) -> Draft {
-    let (kind, id) = e.stream();
-    Draft {
-        at,
-        namespace: e.namespace().to_string(),
-        stream: StreamRef::new(kind.as_str(), id),
-        topic: e.topic().to_string(),
-        schema: e.schema(),
-        payload: e.encode_payload(),
-    }
+    berth_actors::journal_writer::draft(e, at)
 }
 
 /// The 1-minute load average (other work on the machine skews every figure).
