@@ -1,23 +1,23 @@
 //! Registries for pull and push tests: a real `docker-registry` on 127.0.0.1 with a
 //! random port and its own temporary storage ([`TestRegistry`], killed by its pid on
-//! drop), images copied into it with `skopeo` ([`skopeo_push`]), and a [`Proxy`] in
-//! front of it that can corrupt, cut or stall one blob's body and records the `Range`
-//! headers it saw.
+//! drop; with [`make_certs`] and [`htpasswd_file`] re-exported from
+//! `berth-test-harness`, shared with the engine's unit tests), images copied into it
+//! with `skopeo` ([`skopeo_push`]), and a [`Proxy`] in front of it that can corrupt,
+//! cut or stall one blob's body and records the `Range` headers it saw.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The docker-registry binary, if installed.
-pub fn registry_binary() -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/bin/docker-registry");
-    p.is_file().then_some(p)
-}
+use berth_test_harness::free_port;
+pub use berth_test_harness::{
+    htpasswd_file, make_certs, registry_binary, RegistryOpts, TestRegistry,
+};
 
 /// Whether the registry tests can run here (docker-registry and skopeo installed);
 /// prints why not.
@@ -33,208 +33,9 @@ pub fn available() -> bool {
     true
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
 /// A port nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
     free_port()
-}
-
-/// A docker-registry serving 127.0.0.1:<port> from a temporary directory.
-pub struct TestRegistry {
-    child: Child,
-    /// Its port.
-    pub port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl TestRegistry {
-    /// Starts one and waits until it answers.
-    pub fn start() -> TestRegistry {
-        Self::start_with(None)
-    }
-
-    /// Starts one that wants basic auth from the users of an htpasswd file (bcrypt).
-    pub fn with_htpasswd(htpasswd: &Path) -> TestRegistry {
-        Self::start_with(Some(htpasswd))
-    }
-
-    /// Starts one serving HTTPS only, with this certificate and key.
-    pub fn with_tls(cert: &Path, key: &Path) -> TestRegistry {
-        Self::start_full(None, Some((cert, key)))
-    }
-
-    fn start_with(htpasswd: Option<&Path>) -> TestRegistry {
-        Self::start_full(htpasswd, None)
-    }
-
-    fn start_full(htpasswd: Option<&Path>, tls: Option<(&Path, &Path)>) -> TestRegistry {
-        let bin = registry_binary().expect("docker-registry is installed");
-        let dir = tempfile::Builder::new()
-            .prefix("berth-registry-")
-            .tempdir()
-            .expect("tempdir");
-        let port = free_port();
-        let config = format!(
-            "version: 0.1\n\
-             log:\n  level: info\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             health:\n  storagedriver:\n    enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n",
-            dir.path().join("data").display()
-        );
-        let mut config = config;
-        if let Some((cert, key)) = tls {
-            config.push_str(&format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            ));
-        }
-        if let Some(h) = htpasswd {
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                h.display()
-            ));
-        }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).expect("write registry config");
-        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log file");
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn docker-registry");
-        let mut reg = TestRegistry { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = reg.child.try_wait() {
-                panic!("docker-registry exited with {status}:\n{}", reg.log());
-            }
-            if answers(port) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not answer on port {port}:\n{}",
-                reg.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        reg
-    }
-
-    /// `127.0.0.1:<port>`.
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Its log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        // Child::kill signals exactly this child's pid.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn answers(port: u16) -> bool {
-    let addr = ([127, 0, 0, 1], port).into();
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: x\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if n > 0)
-}
-
-/// A CA and a server certificate for 127.0.0.1 signed by it, made with `openssl` in
-/// `dir`: (ca.crt, server.crt, server.key).
-pub fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    std::fs::write(
-        dir.join("ca.cnf"),
-        "[req]\ndistinguished_name = dn\nx509_extensions = v3_ca\nprompt = no\n\
-         [dn]\nCN = berth test CA\n\
-         [v3_ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
-         subjectKeyIdentifier = hash\n",
-    )
-    .expect("write ca.cnf");
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
-         keyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\n",
-    )
-    .expect("write server.ext");
-    let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
-    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    let steps = [
-        format!(
-            "req -x509 -config {} {ec} -keyout {} -out {} -days 2",
-            p("ca.cnf"),
-            p("ca.key"),
-            p("ca.crt")
-        ),
-        format!(
-            "req -new -config {} -subj /CN=127.0.0.1 {ec} -keyout {} -out {}",
-            p("ca.cnf"),
-            p("server.key"),
-            p("server.csr")
-        ),
-        format!(
-            "x509 -req -in {} -CA {} -CAkey {} -CAcreateserial -out {} -days 2 -extfile {}",
-            p("server.csr"),
-            p("ca.crt"),
-            p("ca.key"),
-            p("server.crt"),
-            p("server.ext")
-        ),
-    ];
-    for step in steps {
-        let out = Command::new("openssl")
-            .args(step.split(' '))
-            .output()
-            .expect("running openssl");
-        assert!(
-            out.status.success(),
-            "openssl {step} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (
-        dir.join("ca.crt"),
-        dir.join("server.crt"),
-        dir.join("server.key"),
-    )
-}
-
-/// An htpasswd file in `dir` with a bcrypt entry for `user`.
-pub fn htpasswd_file(dir: &Path, user: &str, pass: &str) -> PathBuf {
-    let out = Command::new("htpasswd")
-        .args(["-Bbn", user, pass])
-        .output()
-        .expect("running htpasswd (apache2-utils)");
-    assert!(out.status.success(), "htpasswd failed");
-    let path = dir.join("htpasswd");
-    std::fs::write(&path, out.stdout).expect("write htpasswd");
-    path
 }
 
 /// Copies an OCI archive into a registry with skopeo (`--all` keeps an index whole).

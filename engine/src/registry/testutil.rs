@@ -1,17 +1,21 @@
 //! Test support: a real `docker-registry` in a temp dir ([`TestRegistry`]), tiny HTTP
 //! servers on std threads ([`TestServer`]: fake registries, a token server, an
-//! authenticating proxy), test images, CA and server certificates, htpasswd files.
+//! authenticating proxy), test images. The registry itself, CA and server certificates
+//! and htpasswd files come from `berth-test-harness` (shared with the end-to-end tests);
+//! here, missing tools make tests print why and pass.
 
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+pub(crate) use berth_test_harness::{
+    free_port, try_htpasswd_file as htpasswd_file, try_make_certs as make_certs, RegistryOpts,
+};
 use bytes::Bytes;
 
 use super::{Credentials, Reference, RegistryClient};
@@ -27,150 +31,28 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// The docker-registry binary, if installed.
-pub(crate) fn registry_binary() -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/bin/docker-registry");
-    if p.is_file() {
-        return Some(p);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("docker-registry"))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Prints why a test does nothing and returns `None`.
-pub(crate) fn skip<T>(why: &str) -> Option<T> {
-    eprintln!("skipping: {why}");
-    None
-}
-
-/// A port that was free a moment ago.
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
-/// How to start a [`TestRegistry`].
-#[derive(Default)]
-pub(crate) struct RegistryOpts {
-    /// An htpasswd file (bcrypt) for basic auth.
-    pub htpasswd: Option<PathBuf>,
-    /// Certificate and key for TLS.
-    pub tls: Option<(PathBuf, PathBuf)>,
-}
-
-/// A docker-registry serving 127.0.0.1:<port> from a temp dir; killed (by its pid) and
-/// removed on drop.
-pub(crate) struct TestRegistry {
-    child: Child,
-    pub port: u16,
-    dir: tempfile::TempDir,
-}
+/// A docker-registry for these tests: [`berth_test_harness::TestRegistry`] started
+/// with [`TestRegistry::start`] (`None`, the reason printed, when docker-registry is
+/// missing) and able to name [`Reference`]s in it.
+pub(crate) struct TestRegistry(berth_test_harness::TestRegistry);
 
 impl TestRegistry {
     /// Starts one, or `None` (with the reason printed) when docker-registry is missing.
     pub(crate) fn start(opts: RegistryOpts) -> Option<TestRegistry> {
-        let Some(bin) = registry_binary() else {
-            return skip("docker-registry is not installed (apt-get install docker-registry)");
-        };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let mut config = format!(
-            "version: 0.1\n\
-             log:\n  level: info\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             health:\n  storagedriver:\n    enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n",
-            dir.path().join("data").display()
-        );
-        if let Some((cert, key)) = &opts.tls {
-            config.push_str(&format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            ));
-        }
-        if let Some(h) = &opts.htpasswd {
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                h.display()
-            ));
-        }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).expect("write registry config");
-        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log file");
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn docker-registry");
-        let mut reg = TestRegistry { child, port, dir };
-        reg.wait_ready();
-        Some(reg)
-    }
-
-    /// `127.0.0.1:<port>`.
-    pub(crate) fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        berth_test_harness::TestRegistry::try_start(opts).map(TestRegistry)
     }
 
     /// A reference in this registry.
     pub(crate) fn reference(&self, rest: &str) -> Reference {
         Reference::parse(&format!("{}/{rest}", self.host())).expect("reference")
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    /// Waits until `/v2/` answers anything (TLS registries answer plain HTTP with a 400).
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("docker-registry exited with {status}:\n{}", self.log());
-            }
-            if answers(self.port) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not answer on port {}:\n{}",
-                self.port,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
 }
 
-fn answers(port: u16) -> bool {
-    let addr = ([127, 0, 0, 1], port).into();
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: x\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if n > 0)
-}
+impl Deref for TestRegistry {
+    type Target = berth_test_harness::TestRegistry;
 
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        // Child::kill signals exactly this child's pid.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -590,110 +472,4 @@ impl TestImage {
             .push_manifest(target, media::OCI_MANIFEST, self.manifest.clone(), creds)
             .await
     }
-}
-
-// ---- credentials and certificates ----
-
-/// An htpasswd file with a bcrypt entry for `user`, or `None` when `htpasswd`
-/// (apache2-utils) is missing.
-pub(crate) fn htpasswd_file(dir: &Path, user: &str, pass: &str) -> Option<PathBuf> {
-    let out = Command::new("htpasswd").args(["-Bbn", user, pass]).output();
-    let out = match out {
-        Ok(o) if o.status.success() => o,
-        _ => return skip("htpasswd is not installed (apt-get install apache2-utils)"),
-    };
-    let path = dir.join("htpasswd");
-    std::fs::write(&path, out.stdout).expect("write htpasswd");
-    Some(path)
-}
-
-/// A CA and a server certificate for 127.0.0.1 signed by it, made with `openssl`:
-/// (ca.crt, server.crt, server.key), or `None` when openssl is missing.
-pub(crate) fn make_certs(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
-    let cnf = dir.join("ca.cnf");
-    std::fs::write(
-        &cnf,
-        "[req]\ndistinguished_name = dn\nx509_extensions = v3_ca\nprompt = no\n\
-         [dn]\nCN = berth test CA\n\
-         [v3_ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
-         subjectKeyIdentifier = hash\n",
-    )
-    .expect("write ca.cnf");
-    let ext = dir.join("server.ext");
-    std::fs::write(
-        &ext,
-        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
-         keyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\n",
-    )
-    .expect("write server.ext");
-    let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let steps: Vec<Vec<String>> = vec![
-        [
-            &["req", "-x509", "-config", &p("ca.cnf")][..],
-            &ec[..],
-            &["-keyout", &p("ca.key"), "-out", &p("ca.crt"), "-days", "2"][..],
-        ]
-        .concat()
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        [
-            &[
-                "req",
-                "-new",
-                "-config",
-                &p("ca.cnf"),
-                "-subj",
-                "/CN=127.0.0.1",
-            ][..],
-            &ec[..],
-            &["-keyout", &p("server.key"), "-out", &p("server.csr")][..],
-        ]
-        .concat()
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        [
-            "x509",
-            "-req",
-            "-in",
-            &p("server.csr"),
-            "-CA",
-            &p("ca.crt"),
-            "-CAkey",
-            &p("ca.key"),
-            "-CAcreateserial",
-            "-out",
-            &p("server.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            &p("server.ext"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    ];
-    for args in steps {
-        match Command::new("openssl").args(&args).output() {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => panic!(
-                "openssl {args:?} failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ),
-            Err(_) => return skip("openssl is not installed"),
-        }
-    }
-    Some((
-        dir.join("ca.crt"),
-        dir.join("server.crt"),
-        dir.join("server.key"),
-    ))
 }
