@@ -91,6 +91,20 @@ fn ensure_netns(env: &ContainerEnv, id: &ContainerId) -> Result<PathBuf, EngineE
     Ok(path)
 }
 
+/// Gives the network namespace of process `pid` the path `path` (a bind mount), unless
+/// a namespace is mounted there already.
+fn bind_netns_of(pid: u32, path: &Path) -> Result<(), EngineError> {
+    if netns::exists(path) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| EngineError::Internal(format!("creating {}: {e}", dir.display())))?;
+    }
+    netns::remove(path)?;
+    netns::bind(Path::new(&format!("/proc/{pid}/ns/net")), path)
+}
+
 /// A published port must be free on the host: portmap's DNAT would otherwise take
 /// the traffic of whatever listens there.
 fn check_host_ports(ports: &[PortMapping]) -> Result<(), EngineError> {
@@ -175,13 +189,15 @@ fn attach(
     result
 }
 
-/// CNI DEL (when attached to a network that exists), then the namespace removed.
+/// CNI DEL (when attached to a network that exists), then the namespace removed unless
+/// `keep_netns` (a running container lives in it).
 fn detach(
     env: &ContainerEnv,
     id: &ContainerId,
     network: Option<&Network>,
     attached: Option<&Attached>,
     ports: &[PortMapping],
+    keep_netns: bool,
 ) -> Result<(), EngineError> {
     if let Some(net) = network {
         let cni = env.cni()?;
@@ -195,6 +211,9 @@ fn detach(
         );
         tracing::debug!(container = %id, del_ms = t0.elapsed().as_secs_f64() * 1e3, "network detached");
         deleted?;
+    }
+    if keep_netns {
+        return Ok(());
     }
     netns::remove(&env.netns_path(id))
 }
@@ -335,19 +354,7 @@ pub(crate) async fn up(
             };
             if let Some(pid) = none_pid {
                 let path = env.netns_path(other);
-                blocking(move || {
-                    if netns::exists(&path) {
-                        return Ok(());
-                    }
-                    if let Some(dir) = path.parent() {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            EngineError::Internal(format!("creating {}: {e}", dir.display()))
-                        })?;
-                    }
-                    netns::remove(&path)?;
-                    netns::bind(Path::new(&format!("/proc/{pid}/ns/net")), &path)
-                })
-                .await?;
+                blocking(move || bind_netns_of(pid, &path)).await?;
             }
             let (hosts, exists) = {
                 let state = writer.state().read();
@@ -378,103 +385,106 @@ pub(crate) async fn up(
             if c.attachment.is_some() {
                 down(writer, env, c).await?;
             }
-            let net = writer
-                .state()
-                .read()
-                .networks
-                .get(network)
-                .cloned()
-                .ok_or_else(|| EngineError::NotFound {
-                    kind: "network",
-                    id: network.clone(),
-                })?;
+            add(writer, env, c, network, false).await
+        }
+    }
+}
+
+/// Attaches `c` to `network`: the intent, CNI ADD, the outcome, then the hosts files of
+/// the network. A failed ADD is undone and recorded as detached; the namespace is kept
+/// when `live` (the container runs in it).
+async fn add(
+    writer: &WriterHandle,
+    env: &ContainerEnv,
+    c: &Container,
+    network: &str,
+    live: bool,
+) -> Result<(), EngineError> {
+    let network = network.to_string();
+    let net = writer
+        .state()
+        .read()
+        .networks
+        .get(&network)
+        .cloned()
+        .ok_or_else(|| EngineError::NotFound {
+            kind: "network",
+            id: network.clone(),
+        })?;
+    writer
+        .append(vec![Event::ContainerNetworkAttachRequested(
+            ContainerNetworkAttachRequested {
+                namespace: c.namespace.clone(),
+                id: c.id.clone(),
+                network: network.clone(),
+                at: Utc::now(),
+            },
+        )])
+        .await?;
+    let added = {
+        let (env, id, net, ports) = (
+            env.clone(),
+            c.id.clone(),
+            net.clone(),
+            c.config.ports.clone(),
+        );
+        blocking(move || attach(&env, &id, &net, &ports)).await
+    };
+    let attached = added.and_then(|result| {
+        let ip = result.container_ipv4().ok_or_else(|| {
+            EngineError::Internal(format!(
+                "cni gave container {} no IPv4 address on network {network}",
+                c.name
+            ))
+        })?;
+        let mac = result
+            .interfaces
+            .iter()
+            .find(|i| !i.sandbox.is_empty())
+            .map(|i| i.mac.clone())
+            .unwrap_or_default();
+        let gateway = result
+            .ips
+            .iter()
+            .find(|i| i.ipv4() == Some(ip))
+            .and_then(|i| i.gateway.as_deref())
+            .and_then(|g| g.parse().ok());
+        Ok(ContainerNetworkAttached {
+            namespace: c.namespace.clone(),
+            id: c.id.clone(),
+            network: network.clone(),
+            ifname: "eth0".into(),
+            ip,
+            mac,
+            gateway,
+            ports: c.config.ports.clone(),
+            result,
+            at: Utc::now(),
+        })
+    });
+    match attached {
+        Ok(ev) => {
             writer
-                .append(vec![Event::ContainerNetworkAttachRequested(
-                    ContainerNetworkAttachRequested {
-                        namespace: c.namespace.clone(),
-                        id: c.id.clone(),
-                        network: network.clone(),
-                        at: Utc::now(),
-                    },
-                )])
+                .append(vec![Event::ContainerNetworkAttached(ev)])
                 .await?;
-            let added = {
-                let (env, id, net, ports) = (
-                    env.clone(),
-                    c.id.clone(),
-                    net.clone(),
-                    c.config.ports.clone(),
-                );
-                blocking(move || attach(&env, &id, &net, &ports)).await
-            };
-            let attached = added.and_then(|result| {
-                let ip = result.container_ipv4().ok_or_else(|| {
-                    EngineError::Internal(format!(
-                        "cni gave container {} no IPv4 address on network {network}",
-                        c.name
-                    ))
-                })?;
-                let mac = result
-                    .interfaces
-                    .iter()
-                    .find(|i| !i.sandbox.is_empty())
-                    .map(|i| i.mac.clone())
-                    .unwrap_or_default();
-                let gateway = result
-                    .ips
-                    .iter()
-                    .find(|i| i.ipv4() == Some(ip))
-                    .and_then(|i| i.gateway.as_deref())
-                    .and_then(|g| g.parse().ok());
-                Ok(ContainerNetworkAttached {
-                    namespace: c.namespace.clone(),
-                    id: c.id.clone(),
-                    network: network.clone(),
-                    ifname: "eth0".into(),
-                    ip,
-                    mac,
-                    gateway,
-                    ports: c.config.ports.clone(),
-                    result,
-                    at: Utc::now(),
-                })
-            });
-            match attached {
-                Ok(ev) => {
-                    writer
-                        .append(vec![Event::ContainerNetworkAttached(ev)])
-                        .await?;
-                    let (env, state, network) =
-                        (env.clone(), writer.state().clone(), network.clone());
-                    blocking(move || {
-                        refresh_hosts(&env, &state.read(), &network);
-                        Ok(())
-                    })
-                    .await
-                }
-                Err(e) => {
-                    // ADD undoes itself on failure; DEL again is harmless and also
-                    // covers a result without an address.
-                    let (env2, id, ports) = (env.clone(), c.id.clone(), c.config.ports.clone());
-                    let undo = blocking(move || detach(&env2, &id, Some(&net), None, &ports)).await;
-                    if let Err(u) = undo {
-                        tracing::warn!(container = %c.id, error = %u, "undoing a failed attach");
-                        return Err(e);
-                    }
-                    writer
-                        .append(vec![Event::ContainerNetworkDetached(
-                            ContainerNetworkDetached {
-                                namespace: c.namespace.clone(),
-                                id: c.id.clone(),
-                                network: network.clone(),
-                                ip: None,
-                                at: Utc::now(),
-                            },
-                        )])
-                        .await?;
-                    Err(e)
-                }
+            let (env, state, network) = (env.clone(), writer.state().clone(), network.clone());
+            blocking(move || {
+                refresh_hosts(&env, &state.read(), &network);
+                Ok(())
+            })
+            .await
+        }
+        Err(e) => {
+            // ADD undoes itself on failure; DEL again is harmless and also
+            // covers a result without an address.
+            let (env2, id, ports) = (env.clone(), c.id.clone(), c.config.ports.clone());
+            let undo = blocking(move || detach(&env2, &id, Some(&net), None, &ports, live)).await;
+            if let Err(u) = undo {
+                tracing::warn!(container = %c.id, error = %u, "undoing a failed attach");
+                return Err(e);
             }
+            writer.append(vec![detached(c, &network, None)]).await?;
+            Err(e)
         }
     }
 }
@@ -498,18 +508,10 @@ pub(crate) async fn down(
     {
         let (env, id, ports) = (env.clone(), c.id.clone(), c.config.ports.clone());
         let attached = att.attached.clone();
-        blocking(move || detach(&env, &id, net.as_ref(), attached.as_ref(), &ports)).await?;
+        blocking(move || detach(&env, &id, net.as_ref(), attached.as_ref(), &ports, false)).await?;
     }
     writer
-        .append(vec![Event::ContainerNetworkDetached(
-            ContainerNetworkDetached {
-                namespace: c.namespace.clone(),
-                id: c.id.clone(),
-                network: att.network.clone(),
-                ip: att.attached.as_ref().map(|a| a.ip),
-                at: Utc::now(),
-            },
-        )])
+        .append(vec![detached(c, &att.network, att.attached.as_ref())])
         .await?;
     let (env, state, network) = (env.clone(), writer.state().clone(), att.network);
     blocking(move || {
@@ -520,6 +522,56 @@ pub(crate) async fn down(
 }
 
 /// [`down`] for container `id` as the state has it now (nothing when it is gone).
+/// Wires a running container again whose attachment failed CNI CHECK (its veth or
+/// address went away, e.g. while the daemon was down): CNI DEL with the recorded result,
+/// keeping the namespace it runs in (its path bound again from its init if it went),
+/// then ADD. The address may change; the events say so.
+pub(crate) async fn rewire(
+    writer: &WriterHandle,
+    env: &ContainerEnv,
+    c: &Container,
+) -> Result<(), EngineError> {
+    let Some(att) = c.attachment.clone() else {
+        return Ok(());
+    };
+    let Some(pid) = c.pid else {
+        return Err(EngineError::FailedPrecondition(format!(
+            "container {} has no running process to wire",
+            c.name
+        )));
+    };
+    let net = writer.state().read().networks.get(&att.network).cloned();
+    {
+        let (env, id, ports) = (env.clone(), c.id.clone(), c.config.ports.clone());
+        let attached = att.attached.clone();
+        blocking(move || {
+            bind_netns_of(pid, &env.netns_path(&id))?;
+            // What is left of the attachment goes; a DEL that fails on what is already
+            // gone does not stop the ADD.
+            if let Err(e) = detach(&env, &id, net.as_ref(), attached.as_ref(), &ports, true) {
+                tracing::warn!(container = %id, error = %e, "CNI DEL before wiring again");
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    writer
+        .append(vec![detached(c, &att.network, att.attached.as_ref())])
+        .await?;
+    add(writer, env, c, &att.network, true).await
+}
+
+/// The event of `c` leaving `network` (giving back its address, if it had one).
+fn detached(c: &Container, network: &str, attached: Option<&Attached>) -> Event {
+    Event::ContainerNetworkDetached(ContainerNetworkDetached {
+        namespace: c.namespace.clone(),
+        id: c.id.clone(),
+        network: network.to_string(),
+        ip: attached.map(|a| a.ip),
+        at: Utc::now(),
+    })
+}
+
 pub(crate) async fn release(
     writer: &WriterHandle,
     env: &ContainerEnv,

@@ -71,7 +71,8 @@ impl Handler<RecoverContainer> for ContainerActor {
 impl ContainerActor {
     /// After the status is settled: a container that does not run gives back its
     /// address, veth and namespace (it exited, or died, while the daemon was down); a
-    /// running one has its attachment verified with CNI CHECK.
+    /// running one has its attachment verified with CNI CHECK, and is wired again
+    /// (DEL, then ADD in the namespace it runs in) when the check fails.
     fn settle_network(&mut self) -> actix::ResponseActFuture<Self, ()> {
         let Ok(c) = self.current() else {
             return Box::pin(actix::fut::ready(()));
@@ -85,11 +86,17 @@ impl ContainerActor {
                         .as_ref()
                         .and_then(|a| writer.state().read().networks.get(&a.network).cloned());
                     if let Some(net) = network {
-                        let id = c.id.clone();
-                        let checked =
-                            crate::storage::blocking(move || super::net::check(&env, &c, &net)).await;
+                        let checked = {
+                            let (env, c) = (env.clone(), c.clone());
+                            crate::storage::blocking(move || super::net::check(&env, &c, &net))
+                                .await
+                        };
                         if let Err(e) = checked {
-                            tracing::warn!(container = %id, error = %e, "network CHECK failed");
+                            tracing::warn!(container = %c.id, error = %e, "network CHECK failed: wiring it again");
+                            match super::net::rewire(&writer, &env, &c).await {
+                                Ok(()) => tracing::info!(container = %c.id, "network wired again"),
+                                Err(e) => tracing::warn!(container = %c.id, error = %e, "wiring the network again failed"),
+                            }
                         }
                     }
                 } else if c.attachment.is_some()

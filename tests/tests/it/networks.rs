@@ -1,8 +1,9 @@
 //! Container networking end to end with runc and the real CNI plugins: containers on
 //! the default network reach each other by address and by name, a published port
 //! answers on the host's 127.0.0.1, a user network with its own subnet, the `none`,
-//! `host` and `container:` modes, 50 containers leaving no trace, and a daemon killed
-//! while containers are attached. Every daemon has its own default network (bridge
+//! `host` and `container:` modes, 50 containers leaving no trace, a daemon killed
+//! while containers are attached, and a running container whose veth went while the
+//! daemon was down wired again. Every daemon has its own default network (bridge
 //! and /24, see `TestDaemon::bridge`), so only this test's traffic and interfaces are
 //! looked at.
 
@@ -520,4 +521,98 @@ async fn addresses_of_containers_that_died_with_the_daemon_down_are_released() {
         })
         .count();
     assert_eq!(detached, 2, "one detach event for each of k1, k2");
+}
+
+/// The host interface whose index is `index`.
+fn host_interface_with_index(index: u32) -> Option<String> {
+    dir_entries(Path::new("/sys/class/net"))
+        .into_iter()
+        .find(|name| {
+            std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("ifindex"))
+                .is_ok_and(|i| i.trim().parse() == Ok(index))
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_container_whose_veth_went_while_the_daemon_was_down_is_wired_again() {
+    if !cni_available() {
+        return;
+    }
+    let mut d = daemon_with_busybox().await;
+    run_sh(&d, &[], "true");
+    let base_ports = bridge_ports(d.bridge());
+    for name in ["cut", "whole"] {
+        ok(d.cli(&["run", "-d", "--name", name, "busybox", "sleep", "1000"]));
+    }
+    let (cut, whole) = (full_id(&d, "cut"), full_id(&d, "whole"));
+    let whole_ip = ip_of(&d, "whole");
+    // The host end of cut's veth: the interface its eth0 is linked to.
+    let peer: u32 = ok(d.cli(&["exec", "cut", "cat", "/sys/class/net/eth0/iflink"]))
+        .trim()
+        .parse()
+        .expect("an interface index");
+    let veth = host_interface_with_index(peer).expect("cut's veth on the host");
+    assert!(
+        bridge_ports(d.bridge()).contains(&veth),
+        "{veth} not on the bridge"
+    );
+
+    let seen = ok(d.cli(&["journal", "dump", "--json"])).lines().count();
+    d.kill_9();
+    let out = std::process::Command::new("ip")
+        .args(["link", "del", &veth])
+        .output()
+        .expect("ip link del");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.restart();
+
+    // Recovery finds the attachment broken (CNI CHECK) and wires it again.
+    poll("cut's eth0 back", STATUS_TIMEOUT, || {
+        let dev = d.cli(&["exec", "cut", "cat", "/proc/net/dev"]);
+        let back = dev.status.success()
+            && interfaces(&String::from_utf8_lossy(&dev.stdout)) == ["eth0", "lo"];
+        std::future::ready(back.then_some(()))
+    })
+    .await;
+    let v = inspect(&d, "cut");
+    let ip = ip_of(&d, "cut");
+    assert!(in_subnet(ip, d.subnet()), "{ip} not in {}", d.subnet());
+    let gateway = v["network"]["gateway"]
+        .as_str()
+        .expect("a gateway")
+        .to_string();
+    ok(d.cli(&["exec", "cut", "ping", "-c", "1", "-W", "2", &gateway]));
+    let mut want = vec![ip.to_string(), whole_ip.to_string()];
+    want.sort();
+    let mut held = leases(&d, "berth0");
+    held.sort();
+    assert_eq!(held, want, "one lease each, the old one of cut released");
+    assert_eq!(bridge_ports(d.bridge()).len(), base_ports.len() + 2);
+    // The healthy one was left alone.
+    assert_eq!(ip_of(&d, "whole"), whole_ip);
+    let after: Vec<String> = ok(d.cli(&["journal", "dump", "--json"]))
+        .lines()
+        .skip(seen)
+        .map(str::to_string)
+        .collect();
+    let count = |topic: &str, id: &str| {
+        after
+            .iter()
+            .filter(|l| l.contains(topic) && l.contains(id))
+            .count()
+    };
+    assert_eq!(count("container.network_detached", &cut), 1, "{after:#?}");
+    assert_eq!(count("container.network_attached", &cut), 1, "{after:#?}");
+    assert_eq!(count("container.network_detached", &whole), 0, "{after:#?}");
+    assert_eq!(count("container.network_attached", &whole), 0, "{after:#?}");
+    // whole's /etc/hosts knows cut's address now.
+    let hosts = ok(d.cli(&["exec", "whole", "cat", "/etc/hosts"]));
+    assert!(
+        hosts.lines().any(|l| l.starts_with(&format!("{ip}\t"))),
+        "{hosts}"
+    );
 }
