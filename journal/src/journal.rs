@@ -643,6 +643,8 @@ impl Journal {
         batches: &mut [Written],
         before_publish: impl FnOnce(&[Written]),
     ) -> Result<()> {
+        // The first seq of the batches, checked to be contiguous on the way.
+        let mut first = None;
         let mut expect = None;
         for b in batches.iter().filter(|b| !b.records.is_empty()) {
             if b.journal.inner_ptr() != self.inner_ptr() {
@@ -650,20 +652,16 @@ impl Journal {
                     "a batch written by another journal was committed here".into(),
                 )));
             }
-            if expect.is_some_and(|e| e != b.first_seq()) {
+            if let Some(e) = expect.filter(|&e| e != b.first_seq()) {
                 return Err(self.fail_with(JournalError::Invalid(format!(
-                    "batches committed out of order: expected seq {}, got {}",
-                    expect.unwrap_or_default(),
+                    "batches committed out of order: expected seq {e}, got {}",
                     b.first_seq()
                 ))));
             }
+            first.get_or_insert(b.first_seq());
             expect = Some(b.last_seq() + 1);
         }
-        let Some(first) = batches
-            .iter()
-            .find(|b| !b.records.is_empty())
-            .map(Written::first_seq)
-        else {
+        let Some(first) = first else {
             return Ok(());
         };
         // From here each batch counts as handled: an error below fails the journal
@@ -1303,16 +1301,6 @@ impl Written {
     /// The last sequence number (0 when empty).
     pub fn last_seq(&self) -> u64 {
         self.records.last().map_or(0, |r| r.seq)
-    }
-
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// True when no record was written.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
     }
 }
 

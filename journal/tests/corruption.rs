@@ -282,8 +282,16 @@ fn truncated_sled_files() {
 /// append, so each record is a frame of its own under its own key and the tests below
 /// can damage one record through sled (frames of many records: `frames` below).
 fn small_journal(dir: &Path, n: u64, cps: &[u64]) {
+    journal_of_appends(dir, &vec![1; usize::try_from(n).unwrap()], cps);
+}
+
+/// A journal of derived records written by appends of the sizes in `appends` (the
+/// records of one append share frames), with checkpoints at `cps`, closed.
+fn journal_of_appends(dir: &Path, appends: &[u64], cps: &[u64]) {
     let (j, _) = Journal::open(dir, small_opts()).unwrap();
-    append_derived(&j, n, 1);
+    for &n in appends {
+        append_derived(&j, n, n);
+    }
     for &cp in cps {
         j.checkpoint(cp, checkpoint_data(cp)).unwrap();
     }
@@ -669,13 +677,8 @@ fn entry_offset(v: &[u8], last: u64, seq: u64) -> usize {
 #[test]
 fn frames_hold_the_records_of_one_append() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
-        // 300 records in one append: frames of at most FRAME_MAX_RECORDS.
-        append_derived(&j, 300, 300);
-        append_derived(&j, 5, 5);
-        j.close().unwrap();
-    }
+    // 300 records in one append: frames of at most FRAME_MAX_RECORDS.
+    journal_of_appends(dir.path(), &[300, 5], &[]);
     with_sled(dir.path(), |db| {
         let keys: Vec<u64> = events(db)
             .iter()
@@ -704,13 +707,8 @@ fn frames_hold_the_records_of_one_append() {
 #[test]
 fn damage_inside_a_frame_cuts_at_the_bad_record_and_keeps_the_ones_before() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
-        append_derived(&j, 40, 40); // 1..=40 in one frame
-        append_derived(&j, 10, 10); // 41..=50
-        j.checkpoint(10, checkpoint_data(10)).unwrap();
-        j.close().unwrap();
-    }
+    // 1..=40 in one frame, 41..=50 in another.
+    journal_of_appends(dir.path(), &[40, 10], &[10]);
     with_sled(dir.path(), |db| {
         let (k, mut v) = frame_holding(db, 25);
         let at = entry_offset(&v, 40, 25) + 2;
@@ -748,12 +746,7 @@ fn damage_inside_a_frame_cuts_at_the_bad_record_and_keeps_the_ones_before() {
 #[test]
 fn a_frame_whose_records_cannot_be_located_is_cut_at_its_start() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
-        append_derived(&j, 20, 20);
-        append_derived(&j, 20, 20); // 21..=40
-        j.close().unwrap();
-    }
+    journal_of_appends(dir.path(), &[20, 20], &[]); // 1..=20, 21..=40
     with_sled(dir.path(), |db| {
         // A record length far beyond the value: nothing after it can be found.
         let (k, mut v) = frame_holding(db, 21);
@@ -764,12 +757,7 @@ fn a_frame_whose_records_cannot_be_located_is_cut_at_its_start() {
     // A count that does not match the key is caught too (the checksums cover each
     // record's own seq).
     let dir = tempfile::tempdir().unwrap();
-    {
-        let (j, _) = Journal::open(dir.path(), small_opts()).unwrap();
-        append_derived(&j, 20, 20);
-        append_derived(&j, 20, 20);
-        j.close().unwrap();
-    }
+    journal_of_appends(dir.path(), &[20, 20], &[]);
     with_sled(dir.path(), |db| {
         let (k, mut v) = frame_holding(db, 21);
         v[4] = 25; // claims 25 records: 16..=40

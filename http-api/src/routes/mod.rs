@@ -12,6 +12,20 @@ pub mod pull;
 pub mod storage;
 pub mod system;
 
+/// Helpers of the route modules' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use berth_engine::EngineError;
+
+    /// The message of an `InvalidArgument` error (anything else fails the test).
+    pub(crate) fn msg<T: std::fmt::Debug>(r: Result<T, EngineError>) -> String {
+        match r {
+            Err(EngineError::InvalidArgument(m)) => m,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+}
+
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};

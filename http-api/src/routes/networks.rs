@@ -202,16 +202,10 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routes::test_support::msg;
 
     fn body(json: &str) -> Result<CreateNetworkRequest, serde_json::Error> {
         serde_json::from_str(json)
-    }
-
-    fn msg<T: std::fmt::Debug>(r: Result<T, EngineError>) -> String {
-        match r {
-            Err(EngineError::InvalidArgument(m)) => m,
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
     }
 
     #[test]

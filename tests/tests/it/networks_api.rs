@@ -304,40 +304,45 @@ async fn refusals_are_json_errors_and_write_nothing() {
             .error(path, 400, "InvalidArgument");
     }
 
-    // The same through the CLI: a non-zero exit and one line.
-    let line = fails_with_1(
-        "bad subnet",
-        d.cli(&["network", "create", "n1", "--subnet", "10.1.2.300/24"]),
-    );
-    assert!(line.contains("10.1.2.300/24"), "{line}");
-    let line = fails_with_1(
-        "host bits",
-        d.cli(&["network", "create", "n1", "--subnet", "10.1.2.3/24"]),
-    );
-    assert!(line.contains("10.1.2.0/24"), "{line}");
-    let line = fails_with_1(
-        "overlap",
-        d.cli(&["network", "create", "n2", "--subnet", "172.31.43.0/25"]),
-    );
-    assert!(line.contains("napi-taken"), "{line}");
-    let line = fails_with_1(
-        "rm of a missing network",
-        d.cli(&["network", "rm", "nosuch"]),
-    );
-    assert!(line.contains("nosuch"), "{line}");
-    let line = fails_with_1(
-        "inspect of a missing network",
-        d.cli(&["network", "inspect", "nosuch"]),
-    );
-    assert!(line.contains("nosuch"), "{line}");
-    // A bad -p is refused before the daemon is asked (no image is needed for that).
-    let line = fails_with_1("bad -p", d.cli(&["create", "-p", "0:80", "busybox"]));
-    assert!(line.contains("0:80"), "{line}");
-    let line = fails_with_1(
-        "bad --publish protocol",
-        d.cli(&["run", "--publish", "8080:80/sctp", "busybox", "true"]),
-    );
-    assert!(line.contains("8080:80/sctp"), "{line}");
+    // The same through the CLI: a non-zero exit and one line naming the problem. A bad
+    // -p is refused before the daemon is asked (no image is needed for that).
+    let cases: [(&str, &[&str], &str); 7] = [
+        (
+            "bad subnet",
+            &["network", "create", "n1", "--subnet", "10.1.2.300/24"],
+            "10.1.2.300/24",
+        ),
+        (
+            "host bits",
+            &["network", "create", "n1", "--subnet", "10.1.2.3/24"],
+            "10.1.2.0/24",
+        ),
+        (
+            "overlap",
+            &["network", "create", "n2", "--subnet", "172.31.43.0/25"],
+            "napi-taken",
+        ),
+        (
+            "rm of a missing network",
+            &["network", "rm", "nosuch"],
+            "nosuch",
+        ),
+        (
+            "inspect of a missing network",
+            &["network", "inspect", "nosuch"],
+            "nosuch",
+        ),
+        ("bad -p", &["create", "-p", "0:80", "busybox"], "0:80"),
+        (
+            "bad --publish protocol",
+            &["run", "--publish", "8080:80/sctp", "busybox", "true"],
+            "8080:80/sctp",
+        ),
+    ];
+    for (what, args, names) in cases {
+        let line = fails_with_1(what, d.cli(args));
+        assert!(line.contains(names), "{what}: {line}");
+    }
 
     // Nothing was written, nothing changed.
     assert_eq!(last_seq(&c).await, before);

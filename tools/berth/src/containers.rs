@@ -783,19 +783,7 @@ async fn attach(client: &Client, ns: &str, id: &str) -> anyhow::Result<WaitRespo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct T {
-        #[command(subcommand)]
-        c: ContainerCommand,
-    }
-
-    fn parse(args: &[&str]) -> ContainerCommand {
-        T::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
-            .unwrap()
-            .c
-    }
+    use crate::test_support::{parse, try_parse};
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -931,9 +919,9 @@ mod tests {
             };
             assert!(a.request(&no_env).is_err(), "{args:?}");
         }
-        assert!(T::try_parse_from(["berth", "run"]).is_err());
-        assert!(T::try_parse_from(["berth", "exec", "ctr"]).is_err());
-        assert!(T::try_parse_from(["berth", "start"]).is_err());
+        assert!(try_parse::<ContainerCommand>(&["run"]).is_err());
+        assert!(try_parse::<ContainerCommand>(&["exec", "ctr"]).is_err());
+        assert!(try_parse::<ContainerCommand>(&["start"]).is_err());
     }
 
     #[test]

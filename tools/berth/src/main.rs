@@ -35,3 +35,19 @@ async fn main() {
         }
     }
 }
+
+/// Helpers of the command modules' unit tests.
+#[cfg(test)]
+mod test_support {
+    /// Parses `args` (what follows `berth`) as a subcommand of type `C`.
+    pub(crate) fn try_parse<C: clap::Subcommand>(args: &[&str]) -> Result<C, clap::Error> {
+        let cmd = C::augment_subcommands(clap::Command::new("berth").subcommand_required(true));
+        let m = cmd.try_get_matches_from(std::iter::once("berth").chain(args.iter().copied()))?;
+        C::from_arg_matches(&m)
+    }
+
+    /// As [`try_parse`], for arguments that must parse.
+    pub(crate) fn parse<C: clap::Subcommand>(args: &[&str]) -> C {
+        try_parse(args).expect("the arguments parse")
+    }
+}

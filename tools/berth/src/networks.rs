@@ -175,19 +175,7 @@ pub async fn command(client: &Client, as_json: bool, c: &NetworkCommand) -> anyh
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct T {
-        #[command(subcommand)]
-        c: NetworkCommand,
-    }
-
-    fn parse(args: &[&str]) -> NetworkCommand {
-        T::try_parse_from(std::iter::once("network").chain(args.iter().copied()))
-            .unwrap()
-            .c
-    }
+    use crate::test_support::{parse, try_parse};
 
     #[test]
     fn create_flags_become_the_request() {
@@ -234,7 +222,7 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             serde_json::json!({"name": "n", "subnet": "10.1.0.0/16"})
         );
-        assert!(T::try_parse_from(["network", "create", "n"]).is_err());
+        assert!(try_parse::<NetworkCommand>(&["create", "n"]).is_err());
     }
 
     #[test]

@@ -584,20 +584,21 @@ fn oom_detectable() -> Result<(), String> {
     Err("no memory cgroup controller is available".into())
 }
 
-#[test]
-fn an_oom_kill_is_reported_when_started_at_launch() {
-    require_root_and_runc!();
+/// A container that eats memory under a 16 MiB limit, or `None` (with the reason
+/// printed) where an OOM kill cannot be detected.
+fn memory_eater() -> Option<Container> {
     if let Err(why) = oom_detectable() {
         eprintln!("skipped: {why}");
-        return;
+        return None;
     }
-    // Killed at once: the init may be gone before the shim reads its cgroup.
-    let mut c = Container::new(
+    Some(Container::new(
         &["sh", "-c", "x=a; while true; do x=\"$x$x\"; done"],
         Some(16 << 20),
-    );
-    c.config.start = true;
-    c.shim_pid = Some(launch(Path::new(SHIM), &c.config).unwrap().shim_pid);
+    ))
+}
+
+/// Waits for `c` to die of the OOM killer, reported as such, then lets it go.
+fn assert_oom_killed(c: Container) {
     let exit = c.wait();
     assert_eq!((exit.code, exit.signal), (Some(137), Some(9)), "{exit:?}");
     assert!(exit.oom_killed, "{exit:?}");
@@ -605,20 +606,20 @@ fn an_oom_kill_is_reported_when_started_at_launch() {
 }
 
 #[test]
+fn an_oom_kill_is_reported_when_started_at_launch() {
+    require_root_and_runc!();
+    let Some(mut c) = memory_eater() else { return };
+    // Killed at once: the init may be gone before the shim reads its cgroup.
+    c.config.start = true;
+    c.shim_pid = Some(launch(Path::new(SHIM), &c.config).unwrap().shim_pid);
+    assert_oom_killed(c);
+}
+
+#[test]
 fn an_oom_kill_is_reported() {
     require_root_and_runc!();
-    if let Err(why) = oom_detectable() {
-        eprintln!("skipped: {why}");
-        return;
-    }
-    let mut c = Container::new(
-        &["sh", "-c", "x=a; while true; do x=\"$x$x\"; done"],
-        Some(16 << 20),
-    );
+    let Some(mut c) = memory_eater() else { return };
     c.launch().unwrap();
     assert_eq!(c.request(&Request::Start), Response::Ok);
-    let exit = c.wait();
-    assert_eq!((exit.code, exit.signal), (Some(137), Some(9)), "{exit:?}");
-    assert!(exit.oom_killed, "{exit:?}");
-    c.shutdown(false);
+    assert_oom_killed(c);
 }
