@@ -317,6 +317,15 @@ fn with_sled(dir: &Path, edit: impl FnOnce(&sled::Db)) {
     db.flush().unwrap();
 }
 
+/// The keys of the events tree, as seqs.
+fn event_keys(db: &sled::Db) -> Vec<u64> {
+    events(db)
+        .iter()
+        .keys()
+        .map(|k| u64::from_be_bytes(k.unwrap().as_ref().try_into().unwrap()))
+        .collect()
+}
+
 fn events(db: &sled::Db) -> sled::Tree {
     db.open_tree("events").unwrap()
 }
@@ -680,11 +689,7 @@ fn frames_hold_the_records_of_one_append() {
     // 300 records in one append: frames of at most FRAME_MAX_RECORDS.
     journal_of_appends(dir.path(), &[300, 5], &[]);
     with_sled(dir.path(), |db| {
-        let keys: Vec<u64> = events(db)
-            .iter()
-            .keys()
-            .map(|k| u64::from_be_bytes(k.unwrap().as_ref().try_into().unwrap()))
-            .collect();
+        let keys = event_keys(db);
         assert_eq!(keys, vec![128, 256, 300, 305]);
     });
     let (j, report) = reopen(dir.path());
@@ -734,11 +739,7 @@ fn damage_inside_a_frame_cuts_at_the_bad_record_and_keeps_the_ones_before() {
     // 25..=40 and 41..=50 go to quarantine; 1..=24 stay, as a frame of their own.
     check_cut(dir.path(), 25, 26, "checksum");
     with_sled(dir.path(), |db| {
-        let keys: Vec<u64> = events(db)
-            .iter()
-            .keys()
-            .map(|k| u64::from_be_bytes(k.unwrap().as_ref().try_into().unwrap()))
-            .collect();
+        let keys = event_keys(db);
         assert_eq!(keys, vec![24, 25]);
     });
 }
